@@ -1,0 +1,29 @@
+//! Endpoint handlers, one file per API resource. Each turns a [`Request`] into a call on the
+//! daemon and the daemon's answer into a [`Response`].
+
+pub mod certificates;
+pub mod internal;
+pub mod operations;
+pub mod profiles;
+pub mod projects;
+pub mod server;
+pub mod storage;
+
+use super::request::Request;
+use super::response::Response;
+
+/// Handlers return the response on both paths so `?` works for request and daemon errors.
+pub type HResult = Result<Response, Response>;
+
+/// A list of URLs or, with `?recursion=1`, of objects.
+pub fn list_response<T: serde::Serialize>(
+    req: &Request,
+    items: Vec<T>,
+    url: impl Fn(&T) -> String,
+) -> Response {
+    if req.recursion() > 0 {
+        Response::sync(items)
+    } else {
+        Response::sync(items.iter().map(url).collect::<Vec<_>>())
+    }
+}

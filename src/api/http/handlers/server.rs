@@ -1,0 +1,28 @@
+//! `GET/PUT/PATCH /1.0`.
+
+use http::Method;
+
+use super::HResult;
+use crate::api::ServerPut;
+use crate::api::http::request::Request;
+use crate::api::http::response::{Response, etag_of};
+use crate::daemon::Daemon;
+
+pub async fn handle(daemon: &Daemon, req: &Request) -> HResult {
+    if !req.trusted {
+        return Ok(Response::sync(daemon.untrusted_info()));
+    }
+    let info = daemon.server_info().await?;
+    let etag = etag_of(&info.config);
+    match req.method {
+        Method::GET => Ok(Response::sync_etag(info, etag)),
+        _ => {
+            let body: ServerPut = req.json()?;
+            req.check_etag(&etag)?;
+            daemon
+                .update_config(&body.config, req.method == Method::PUT)
+                .await?;
+            Ok(Response::empty())
+        }
+    }
+}

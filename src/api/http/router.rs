@@ -1,0 +1,178 @@
+//! Routing: websocket endpoints through warp's upgrade filter, everything else through one
+//! catch-all that authenticates and dispatches on (method, path). Unknown paths are 404, known
+//! paths with the wrong method 405, both as LXD error envelopes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use warp::Filter;
+
+use super::handlers;
+use super::request::{PeerInfo, Request, Transport, parse_query, percent_decode};
+use super::response::Response;
+use crate::daemon::Daemon;
+
+pub fn routes(
+    daemon: Arc<Daemon>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
+    let with_daemon = {
+        let d = daemon.clone();
+        warp::any().map(move || d.clone())
+    };
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let peer = warp::ext::get::<PeerInfo>();
+
+    let events = warp::path!("1.0" / "events")
+        .and(warp::get())
+        .and(warp::ws())
+        .and(raw_query.clone())
+        .and(peer.clone())
+        .and(with_daemon.clone())
+        .map(
+            |ws: warp::ws::Ws, query: String, peer: PeerInfo, daemon: Arc<Daemon>| {
+                super::events::upgrade(daemon, ws, parse_query(&query), peer)
+            },
+        );
+
+    let catch_all = warp::method()
+        .and(warp::path::full())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+        .and(peer)
+        .and(with_daemon)
+        .then(
+            |method: Method,
+             path: warp::path::FullPath,
+             query: String,
+             headers: HeaderMap,
+             body: Bytes,
+             peer: PeerInfo,
+             daemon: Arc<Daemon>| async move {
+                let req = build(method, path.as_str(), &query, headers, body, peer, &daemon);
+                dispatch(daemon, req).await.into_reply()
+            },
+        );
+
+    events
+        .or(catch_all)
+        .unify()
+        .recover(|rej: warp::Rejection| async move {
+            let resp = Response::error(400, format!("Bad request: {rej:?}"));
+            Ok::<_, std::convert::Infallible>(resp.into_reply())
+        })
+        .unify()
+}
+
+fn build(
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: HeaderMap,
+    body: Bytes,
+    peer: PeerInfo,
+    daemon: &Daemon,
+) -> Request {
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s, false))
+        .collect();
+    let trusted = match peer.transport {
+        Transport::Unix => true,
+        Transport::Tls => peer
+            .fingerprint
+            .as_deref()
+            .is_some_and(|fp| daemon.is_trusted_client(fp)),
+    };
+    Request {
+        method,
+        path: path.to_string(),
+        segments,
+        query: parse_query(query),
+        headers,
+        body,
+        peer,
+        trusted,
+    }
+}
+
+/// Which methods a known path accepts; None for unknown paths.
+fn allowed(segments: &[&str]) -> Option<&'static [Method]> {
+    use Method as M;
+    const GET: &[Method] = &[M::GET];
+    const GET_PUT_PATCH: &[Method] = &[M::GET, M::PUT, M::PATCH];
+    const GET_POST: &[Method] = &[M::GET, M::POST];
+    const ITEM: &[Method] = &[M::GET, M::PUT, M::PATCH, M::POST, M::DELETE];
+    const ITEM_NO_RENAME: &[Method] = &[M::GET, M::PUT, M::PATCH, M::DELETE];
+    const GET_DELETE: &[Method] = &[M::GET, M::DELETE];
+    const PUT: &[Method] = &[M::PUT];
+    Some(match segments {
+        [] => GET,
+        ["1.0"] => GET_PUT_PATCH,
+        ["1.0", "certificates"] => GET_POST,
+        ["1.0", "certificates", _] => ITEM_NO_RENAME,
+        ["1.0", "operations"] => GET,
+        ["1.0", "operations", _] => GET_DELETE,
+        ["1.0", "operations", _, "wait"] => GET,
+        ["1.0", "events"] => GET,
+        ["1.0", "profiles"] => GET_POST,
+        ["1.0", "profiles", _] => ITEM,
+        ["1.0", "projects"] => GET_POST,
+        ["1.0", "projects", _] => ITEM,
+        ["1.0", "storage-pools"] => GET_POST,
+        ["1.0", "storage-pools", _] => ITEM_NO_RENAME,
+        ["internal", "ready"] => GET,
+        ["internal", "shutdown"] => PUT,
+        _ => return None,
+    })
+}
+
+/// Paths an untrusted TLS client may use.
+fn open_to_untrusted(method: &Method, segments: &[&str]) -> bool {
+    matches!(
+        (method, segments),
+        (&Method::GET, []) | (&Method::GET, ["1.0"]) | (&Method::POST, ["1.0", "certificates"])
+    )
+}
+
+async fn dispatch(daemon: Arc<Daemon>, req: Request) -> Response {
+    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    tracing::debug!(method = %req.method, url = %req.path, ip = %req.peer.remote, "Handling API request");
+    let Some(methods) = allowed(&segs) else {
+        return Response::error(404, "not found");
+    };
+    if !methods.contains(&req.method) {
+        return Response::error(405, "method not allowed");
+    }
+    if segs.first() == Some(&"internal") && req.peer.transport != Transport::Unix {
+        return Response::error(403, "not authorized");
+    }
+    if !req.trusted && !open_to_untrusted(&req.method, &segs) {
+        return Response::error(403, "not authorized");
+    }
+    let result = match segs.as_slice() {
+        [] => Ok(Response::sync(["/1.0"])),
+        ["1.0"] => handlers::server::handle(&daemon, &req).await,
+        ["1.0", "certificates"] => handlers::certificates::collection(&daemon, &req).await,
+        ["1.0", "certificates", fp] => handlers::certificates::item(&daemon, &req, fp).await,
+        ["1.0", "operations"] => handlers::operations::collection(&daemon, &req).await,
+        ["1.0", "operations", id] => handlers::operations::item(&daemon, &req, id).await,
+        ["1.0", "operations", id, "wait"] => handlers::operations::wait(&daemon, &req, id).await,
+        ["1.0", "events"] => Ok(Response::error(
+            400,
+            "websocket: the client is not using the websocket protocol",
+        )),
+        ["1.0", "profiles"] => handlers::profiles::collection(&daemon, &req).await,
+        ["1.0", "profiles", name] => handlers::profiles::item(&daemon, &req, name).await,
+        ["1.0", "projects"] => handlers::projects::collection(&daemon, &req).await,
+        ["1.0", "projects", name] => handlers::projects::item(&daemon, &req, name).await,
+        ["1.0", "storage-pools"] => handlers::storage::collection(&daemon, &req).await,
+        ["1.0", "storage-pools", name] => handlers::storage::item(&daemon, &req, name).await,
+        ["internal", "ready"] => handlers::internal::ready(&daemon).await,
+        ["internal", "shutdown"] => handlers::internal::shutdown(&daemon).await,
+        _ => Ok(Response::error(404, "not found")),
+    };
+    result.unwrap_or_else(|r| r)
+}

@@ -1,0 +1,294 @@
+//! `lxd`: the daemon (no subcommand), `lxd waitready`, `lxd shutdown`, `lxd init`, `lxd version`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argh::FromArgs;
+use rxd::client::Connection;
+use rxd::daemon::{Daemon, Paths};
+
+use super::{fail, parse, runtime};
+
+#[derive(FromArgs)]
+/// The rxd daemon: an LXD-compatible system container manager.
+struct Lxd {
+    /// group that may use the unix socket
+    #[argh(option)]
+    group: Option<String>,
+    /// show all debug messages
+    #[argh(switch, short = 'd')]
+    debug: bool,
+    /// show all information messages
+    #[argh(switch, short = 'v')]
+    verbose: bool,
+    /// path to the log file
+    #[argh(option)]
+    logfile: Option<String>,
+    #[argh(subcommand)]
+    command: Option<Sub>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Sub {
+    Waitready(Waitready),
+    Shutdown(Shutdown),
+    Init(Init),
+    Version(Version),
+}
+
+#[derive(FromArgs)]
+/// Wait for the daemon to be ready to process requests.
+#[argh(subcommand, name = "waitready")]
+struct Waitready {
+    /// number of seconds to wait before giving up (0: forever)
+    #[argh(option, short = 't', default = "0")]
+    timeout: u64,
+}
+
+#[derive(FromArgs)]
+/// Tell the daemon to shut down.
+#[argh(subcommand, name = "shutdown")]
+struct Shutdown {
+    /// number of seconds to wait before giving up
+    #[argh(option, short = 't', default = "60")]
+    timeout: u64,
+}
+
+#[derive(FromArgs)]
+/// Configure the daemon.
+#[argh(subcommand, name = "init")]
+struct Init {
+    /// read a YAML preseed document from standard input
+    #[argh(switch)]
+    preseed: bool,
+    /// apply defaults without asking questions
+    #[argh(switch)]
+    auto: bool,
+    /// address to bind to (with --auto)
+    #[argh(option)]
+    network_address: Option<String>,
+    /// port to bind to (with --auto)
+    #[argh(option)]
+    network_port: Option<u16>,
+    /// password required to add new clients (with --auto)
+    #[argh(option)]
+    trust_password: Option<String>,
+    /// storage backend to use (with --auto; only dir)
+    #[argh(option, default = "String::from(\"dir\")")]
+    storage_backend: String,
+    /// print the applied preseed
+    #[argh(switch)]
+    dump: bool,
+}
+
+#[derive(FromArgs)]
+/// Show the version.
+#[argh(subcommand, name = "version")]
+struct Version {}
+
+pub fn main(name: &str, args: Vec<String>) -> ExitCode {
+    let opts: Lxd = match parse(name, &args) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    match opts.command {
+        None => run_daemon(opts.group, opts.debug, opts.verbose, opts.logfile),
+        Some(Sub::Version(_)) => {
+            println!("{}", rxd::api::SERVER_VERSION);
+            ExitCode::SUCCESS
+        }
+        Some(Sub::Waitready(w)) => client_call(|c| waitready(c, w.timeout)),
+        Some(Sub::Shutdown(s)) => client_call(|c| shutdown(c, s.timeout)),
+        Some(Sub::Init(i)) => client_call(|c| init(c, i)),
+    }
+}
+
+fn local_connection() -> Connection {
+    Connection::unix(Paths::from_env().socket())
+}
+
+fn client_call<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce(Connection) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let rt = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match rt.block_on(f(local_connection())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn waitready(conn: Connection, timeout: u64) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = conn.get("/internal/ready").await {
+            if r.status == 200 {
+                return Ok(());
+            }
+        }
+        if timeout > 0 && start.elapsed() >= Duration::from_secs(timeout) {
+            anyhow::bail!("Daemon still not running after {timeout}s timeout");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn shutdown(conn: Connection, timeout: u64) -> anyhow::Result<()> {
+    conn.request("PUT", "/internal/shutdown", None, None)
+        .await?;
+    let start = Instant::now();
+    while conn.open().await.is_ok() {
+        if start.elapsed() >= Duration::from_secs(timeout) {
+            anyhow::bail!("Daemon still running after {timeout}s timeout");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+async fn init(conn: Connection, opts: Init) -> anyhow::Result<()> {
+    use std::io::Read;
+    let text = if opts.preseed {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s
+    } else if opts.auto {
+        rxd::client::preseed::auto_preseed(
+            opts.network_address.as_deref(),
+            opts.network_port,
+            opts.trust_password.as_deref(),
+            &opts.storage_backend,
+        )
+    } else {
+        anyhow::bail!("Interactive initialisation is not available yet; use --preseed or --auto");
+    };
+    rxd::client::preseed::apply(&conn, &text).await?;
+    if opts.dump {
+        print!("{text}");
+    }
+    Ok(())
+}
+
+fn init_logging(
+    hub: Arc<rxd::daemon::events::EventHub>,
+    debug: bool,
+    verbose: bool,
+    logfile: Option<&str>,
+) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = if debug {
+        "debug"
+    } else if verbose {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RXD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,rxd={level}")));
+    let events = rxd::daemon::events::LoggingLayer { hub };
+    let registry = tracing_subscriber::registry().with(events);
+    match logfile {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(std::sync::Mutex::new(file))
+                        .with_ansi(false)
+                        .with_filter(filter),
+                )
+                .init();
+        }
+        None => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .init(),
+    }
+    Ok(())
+}
+
+use tracing_subscriber::Layer;
+
+fn run_daemon(
+    group: Option<String>,
+    debug: bool,
+    verbose: bool,
+    logfile: Option<String>,
+) -> ExitCode {
+    let rt = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match rt.block_on(serve(group, debug, verbose, logfile)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn serve(
+    group: Option<String>,
+    debug: bool,
+    verbose: bool,
+    logfile: Option<String>,
+) -> anyhow::Result<()> {
+    let paths = Paths::from_env();
+    let daemon = Daemon::open(paths.clone()).await?;
+    init_logging(daemon.events.clone(), debug, verbose, logfile.as_deref())?;
+    let socket = paths.socket();
+    // We hold the directory lock, so any socket file left here is stale.
+    let _ = std::fs::remove_file(&socket);
+    let listener = tokio::net::UnixListener::bind(&socket)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", socket.display()))?;
+    set_socket_access(&socket, group.as_deref())?;
+
+    let https = rxd::api::http::listeners::HttpsListeners::new(&daemon);
+    daemon.set_listener_control(https.clone());
+    let config = daemon.local.config().await?;
+    if let Some(addr) = config.get("core.https_address") {
+        if let Err(e) = rxd::daemon::ListenerControl::set_https_address(&*https, Some(addr)) {
+            tracing::error!(address = %addr, error = %e, "cannot bind the HTTPS listener");
+        }
+    }
+    tracing::info!(dir = %paths.dir.display(), "rxd daemon started");
+    let server = tokio::spawn(rxd::api::http::serve_unix(daemon.clone(), listener));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        _ = daemon.shutdown_requested() => {}
+        _ = term.recv() => daemon.begin_shutdown(),
+        _ = int.recv() => daemon.begin_shutdown(),
+    }
+    tracing::info!("shutting down");
+    let _ = server.await;
+    let _ = rxd::daemon::ListenerControl::set_https_address(&*https, None);
+    // Let in-flight responses (such as the answer to `lxd shutdown`) reach their clients.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    daemon.close().await;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+fn set_socket_access(socket: &std::path::Path, group: Option<&str>) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(g) = group {
+        let grp = nix::unistd::Group::from_name(g)?
+            .ok_or_else(|| anyhow::anyhow!("unknown group \"{g}\""))?;
+        nix::unistd::chown(socket, None, Some(grp.gid))?;
+    }
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
+    Ok(())
+}

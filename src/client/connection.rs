@@ -1,0 +1,314 @@
+//! A connection target (unix socket or HTTPS) and the request/response cycle over it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{ClientError, Result};
+use crate::api::{Envelope, Operation};
+use crate::tls::{self, KeyPairPem, ServerPin};
+
+/// Any byte stream a request can travel over.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+#[derive(Clone)]
+pub enum Target {
+    Unix(PathBuf),
+    Https {
+        host_port: String,
+        tls: Arc<rustls::ClientConfig>,
+    },
+}
+
+/// An API error as the server sent it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+}
+
+/// A decoded reply: HTTP status, headers and envelope.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub envelope: Envelope,
+}
+
+impl Reply {
+    pub fn etag(&self) -> Option<String> {
+        self.headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim_matches('"').to_string())
+    }
+}
+
+#[derive(Clone)]
+pub struct Connection {
+    pub target: Target,
+    /// What to call the server in messages ("unix.socket", "127.0.0.1:8443").
+    pub host: String,
+    pub user_agent: String,
+    /// Extra query parameters added to every request (project, target).
+    pub query: Vec<(String, String)>,
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+impl Connection {
+    pub fn unix(path: PathBuf) -> Connection {
+        Connection {
+            target: Target::Unix(path),
+            host: "unix.socket".into(),
+            user_agent: user_agent(),
+            query: Vec::new(),
+        }
+    }
+
+    /// HTTPS to `host_port`, pinning `pin` and presenting `identity`.
+    pub fn https(
+        host_port: &str,
+        pin: ServerPin,
+        identity: Option<&KeyPairPem>,
+    ) -> Result<Connection> {
+        let tls =
+            tls::client_config(pin, identity).map_err(|e| ClientError::Config(e.to_string()))?;
+        Ok(Connection {
+            target: Target::Https {
+                host_port: host_port.to_string(),
+                tls,
+            },
+            host: host_port.to_string(),
+            user_agent: user_agent(),
+            query: Vec::new(),
+        })
+    }
+
+    pub fn with_query(mut self, key: &str, value: &str) -> Connection {
+        self.query.retain(|(k, _)| k != key);
+        self.query.push((key.into(), value.into()));
+        self
+    }
+
+    /// Opens the byte stream (TLS handshake included). Returns the stream and, for HTTPS, the
+    /// server's certificate.
+    pub async fn open(&self) -> Result<(Box<dyn Io>, Option<Vec<u8>>)> {
+        match &self.target {
+            Target::Unix(path) => {
+                let s = tokio::net::UnixStream::connect(path).await.map_err(|e| {
+                    ClientError::Connect {
+                        addr: path.display().to_string(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                Ok((Box::new(s), None))
+            }
+            Target::Https { host_port, tls } => {
+                let err = |reason: String| ClientError::Connect {
+                    addr: host_port.clone(),
+                    reason,
+                };
+                let tcp = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    tokio::net::TcpStream::connect(host_port),
+                )
+                .await
+                .map_err(|_| err("connection timed out".into()))?
+                .map_err(|e| err(e.to_string()))?;
+                let _ = tcp.set_nodelay(true);
+                let host = host_port
+                    .rsplit_once(':')
+                    .map(|(h, _)| h)
+                    .unwrap_or(host_port)
+                    .trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .unwrap_or_else(|_| {
+                        rustls::pki_types::ServerName::try_from("localhost").expect("static name")
+                    });
+                let stream = tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| err(e.to_string()))?;
+                let cert = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| c.as_ref().to_vec());
+                Ok((Box::new(stream), cert))
+            }
+        }
+    }
+
+    /// The request target with the connection's extra query parameters merged in.
+    pub fn url(&self, path: &str) -> String {
+        if self.query.is_empty() {
+            return path.to_string();
+        }
+        let (base, existing) = path.split_once('?').unwrap_or((path, ""));
+        let mut parts: Vec<String> = existing
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        for (k, v) in &self.query {
+            if !parts
+                .iter()
+                .any(|p| p.split('=').next() == Some(k.as_str()))
+            {
+                parts.push(format!("{k}={}", escape(v)));
+            }
+        }
+        format!("{base}?{}", parts.join("&"))
+    }
+
+    /// Sends one request; returns status, headers and raw body.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, String)],
+    ) -> Result<(u16, http::HeaderMap, Bytes)> {
+        let (stream, _) = self.open().await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let uri = self.url(path);
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header("Host", &self.host)
+            .header("User-Agent", &self.user_agent)
+            .header("Connection", "close");
+        let has_body = body.is_some();
+        if has_body {
+            req = req.header("Content-Type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .to_bytes();
+        Ok((status, headers, body))
+    }
+
+    /// Sends a JSON request and decodes the envelope; an error envelope becomes `Err`.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        etag: Option<&str>,
+    ) -> Result<Reply> {
+        let data = body.map(|b| {
+            let mut v = serde_json::to_vec(b).unwrap_or_default();
+            v.push(b'\n');
+            v
+        });
+        let mut headers = Vec::new();
+        if let Some(e) = etag {
+            headers.push(("If-Match", format!("\"{e}\"")));
+        }
+        let (status, headers, raw) = self.raw(method, path, data, &headers).await?;
+        let envelope: Envelope = serde_json::from_slice(&raw).map_err(|_| {
+            ClientError::Api(format!("Failed to fetch {}: {status}", self.url(path)))
+        })?;
+        if envelope.kind == "error" {
+            return Err(ClientError::Api(envelope.error));
+        }
+        Ok(Reply {
+            status,
+            headers,
+            envelope,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Reply> {
+        self.request("GET", path, None, None).await
+    }
+
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let reply = self.get(path).await?;
+        serde_json::from_value(reply.envelope.metadata)
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Waits for an operation to finish (server-side wait) and returns its final state;
+    /// a failed or cancelled operation is an error carrying its `err`.
+    pub async fn wait_operation(&self, id: &str) -> Result<Operation> {
+        loop {
+            let reply = self
+                .get(&format!("/1.0/operations/{id}/wait?timeout=30"))
+                .await?;
+            let op: Operation = serde_json::from_value(reply.envelope.metadata)
+                .map_err(|e| ClientError::Decode(e.to_string()))?;
+            if op.status_code >= 200 {
+                if op.status_code != 200 {
+                    return Err(ClientError::Api(op.err));
+                }
+                return Ok(op);
+            }
+        }
+    }
+
+    /// Opens a websocket on `path` (e.g. `/1.0/events`).
+    pub async fn websocket(
+        &self,
+        path: &str,
+    ) -> Result<tokio_tungstenite::WebSocketStream<Box<dyn Io>>> {
+        let (stream, _) = self.open().await?;
+        let scheme = match self.target {
+            Target::Unix(_) => "ws",
+            Target::Https { .. } => "wss",
+        };
+        let url = format!("{scheme}://{}{}", self.host, self.url(path));
+        let (ws, _) = tokio_tungstenite::client_async(url, stream)
+            .await
+            .map_err(|e| ClientError::Http(format!("websocket: {e}")))?;
+        Ok(ws)
+    }
+}
+
+pub fn user_agent() -> String {
+    format!(
+        "rxd {} (Linux; {})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}

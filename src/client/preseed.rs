@@ -1,0 +1,306 @@
+//! `lxd init --preseed` and `--auto`: validates the whole document first (reporting the line and
+//! key at fault), then applies it through the API, undoing every applied step if a later one
+//! fails, so a bad preseed leaves nothing half-applied.
+
+use std::collections::BTreeMap;
+
+use super::{ClientError, Connection};
+use crate::api::{InitPreseed, config_value_to_string};
+use crate::daemon::config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreseedError {
+    #[error("Failed to parse the preseed: {0}")]
+    Parse(String),
+    #[error("Invalid preseed (line {line}): {message}")]
+    Invalid { line: usize, message: String },
+    #[error("Failed to apply the preseed ({step}): {source}; all changes were reverted")]
+    Apply { step: String, source: ClientError },
+}
+
+/// The 1-based line of the first line matching `pred` after line `after`, else `after`.
+fn find_line(text: &str, after: usize, pred: impl Fn(&str) -> bool) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(after.saturating_sub(1))
+        .find(|(_, l)| pred(l.trim()))
+        .map(|(i, _)| i + 1)
+        .unwrap_or(after.max(1))
+}
+
+fn section_line(text: &str, section: &str) -> usize {
+    find_line(text, 1, |l| l.starts_with(&format!("{section}:")))
+}
+
+fn key_line(text: &str, section: &str, key: &str) -> usize {
+    let start = section_line(text, section);
+    find_line(text, start, |l| {
+        l.trim_start_matches("- ").starts_with(&format!("{key}:"))
+    })
+}
+
+fn item_line(text: &str, section: &str, name: &str) -> usize {
+    let start = section_line(text, section);
+    find_line(text, start, |l| {
+        let l = l.trim_start_matches("- ");
+        l == format!("name: {name}")
+            || l == format!("name: \"{name}\"")
+            || l == format!("name: '{name}'")
+    })
+}
+
+fn yaml_map_to_strings(map: &BTreeMap<String, serde_yaml::Value>) -> BTreeMap<String, String> {
+    map.iter()
+        .map(|(k, v)| {
+            let json = serde_json::to_value(v).unwrap_or_default();
+            (k.clone(), config_value_to_string(&json))
+        })
+        .collect()
+}
+
+/// Parses and checks the document without touching the server.
+pub fn validate(text: &str) -> Result<InitPreseed, PreseedError> {
+    let doc: InitPreseed =
+        serde_yaml::from_str(text).map_err(|e| PreseedError::Parse(e.to_string()))?;
+    let invalid = |line: usize, message: String| PreseedError::Invalid { line, message };
+    for (k, v) in yaml_map_to_strings(&doc.config) {
+        config::validate(&k, &v).map_err(|m| invalid(key_line(text, "config", &k), m))?;
+    }
+    if !doc.networks.is_empty() {
+        return Err(invalid(
+            section_line(text, "networks"),
+            "managed networks are not supported by this rxd release yet".into(),
+        ));
+    }
+    if doc.cluster.as_ref().is_some_and(|c| !c.is_null()) {
+        return Err(invalid(
+            section_line(text, "cluster"),
+            "clustering is not supported by this rxd release yet".into(),
+        ));
+    }
+    let mut pool_names = Vec::new();
+    for p in &doc.storage_pools {
+        let line = item_line(text, "storage_pools", &p.name);
+        if p.name.is_empty() || p.name.contains('/') {
+            return Err(invalid(
+                line,
+                format!("invalid storage pool name \"{}\"", p.name),
+            ));
+        }
+        if p.driver != "dir" {
+            return Err(invalid(
+                line,
+                format!(
+                    "storage pool \"{}\": driver \"{}\" is not supported (supported: dir)",
+                    p.name, p.driver
+                ),
+            ));
+        }
+        pool_names.push(p.name.clone());
+    }
+    for p in &doc.profiles {
+        let line = item_line(text, "profiles", &p.name);
+        if p.name.is_empty() {
+            return Err(invalid(line, "profile without a name".into()));
+        }
+        for (dev, cfg) in &p.devices {
+            if cfg.get("type").is_none_or(String::is_empty) {
+                return Err(invalid(
+                    line,
+                    format!("profile \"{}\": device \"{dev}\" has no type", p.name),
+                ));
+            }
+        }
+    }
+    for p in &doc.projects {
+        if p.name.is_empty() {
+            return Err(invalid(
+                section_line(text, "projects"),
+                "project without a name".into(),
+            ));
+        }
+    }
+    Ok(doc)
+}
+
+enum Undo {
+    PutServer(serde_json::Value),
+    Delete(String),
+    Put(String, serde_json::Value),
+}
+
+/// Validates then applies `text`; on failure reverts what was applied.
+pub async fn apply(conn: &Connection, text: &str) -> Result<(), PreseedError> {
+    let doc = validate(text)?;
+    let mut undo: Vec<Undo> = Vec::new();
+    let result = apply_steps(conn, &doc, &mut undo).await;
+    if let Err((step, source)) = result {
+        for u in undo.into_iter().rev() {
+            let _ = match u {
+                Undo::PutServer(body) => conn.request("PUT", "/1.0", Some(&body), None).await,
+                Undo::Delete(url) => conn.request("DELETE", &url, None, None).await,
+                Undo::Put(url, body) => conn.request("PUT", &url, Some(&body), None).await,
+            };
+        }
+        return Err(PreseedError::Apply { step, source });
+    }
+    Ok(())
+}
+
+async fn exists(conn: &Connection, url: &str) -> Option<serde_json::Value> {
+    conn.get(url).await.ok().map(|r| r.envelope.metadata)
+}
+
+async fn apply_steps(
+    conn: &Connection,
+    doc: &InitPreseed,
+    undo: &mut Vec<Undo>,
+) -> Result<(), (String, ClientError)> {
+    let fail = |step: String| move |e: ClientError| (step, e);
+    if !doc.config.is_empty() {
+        let server = conn
+            .get("/1.0")
+            .await
+            .map_err(fail("reading server config".into()))?;
+        let old = server
+            .envelope
+            .metadata
+            .get("config")
+            .cloned()
+            .unwrap_or_default();
+        let body = serde_json::json!({ "config": yaml_map_to_strings(&doc.config) });
+        conn.request("PATCH", "/1.0", Some(&body), None)
+            .await
+            .map_err(fail("server config".into()))?;
+        undo.push(Undo::PutServer(serde_json::json!({ "config": old })));
+    }
+    for p in &doc.storage_pools {
+        let url = format!("/1.0/storage-pools/{}", p.name);
+        let config = yaml_map_to_strings(&p.config);
+        match exists(conn, &url).await {
+            Some(old) => {
+                let body = serde_json::json!({ "config": config, "description": p.description });
+                conn.request("PATCH", &url, Some(&body), None)
+                    .await
+                    .map_err(fail(format!("storage pool \"{}\"", p.name)))?;
+                undo.push(Undo::Put(url, serde_json::json!({ "config": old.get("config"), "description": old.get("description") })));
+            }
+            None => {
+                let body = serde_json::json!({ "name": p.name, "driver": p.driver, "config": config, "description": p.description });
+                conn.request("POST", "/1.0/storage-pools", Some(&body), None)
+                    .await
+                    .map_err(fail(format!("storage pool \"{}\"", p.name)))?;
+                undo.push(Undo::Delete(url));
+            }
+        }
+    }
+    for p in &doc.projects {
+        let url = format!("/1.0/projects/{}", p.name);
+        let config = yaml_map_to_strings(&p.config);
+        match exists(conn, &url).await {
+            Some(old) => {
+                let body = serde_json::json!({ "config": config, "description": p.description });
+                conn.request("PATCH", &url, Some(&body), None)
+                    .await
+                    .map_err(fail(format!("project \"{}\"", p.name)))?;
+                undo.push(Undo::Put(url, serde_json::json!({ "config": old.get("config"), "description": old.get("description") })));
+            }
+            None => {
+                let body = serde_json::json!({ "name": p.name, "config": config, "description": p.description });
+                conn.request("POST", "/1.0/projects", Some(&body), None)
+                    .await
+                    .map_err(fail(format!("project \"{}\"", p.name)))?;
+                undo.push(Undo::Delete(url));
+            }
+        }
+    }
+    for p in &doc.profiles {
+        let url = format!("/1.0/profiles/{}", p.name);
+        let config = yaml_map_to_strings(&p.config);
+        match exists(conn, &url).await {
+            Some(old) => {
+                let description = if p.description.is_empty() {
+                    old.get("description").cloned().unwrap_or_default()
+                } else {
+                    p.description.clone().into()
+                };
+                let body = serde_json::json!({ "config": config, "description": description, "devices": p.devices });
+                conn.request("PUT", &url, Some(&body), None)
+                    .await
+                    .map_err(fail(format!("profile \"{}\"", p.name)))?;
+                undo.push(Undo::Put(
+                    url,
+                    serde_json::json!({ "config": old.get("config"), "description": old.get("description"), "devices": old.get("devices") }),
+                ));
+            }
+            None => {
+                let body = serde_json::json!({ "name": p.name, "config": config, "description": p.description, "devices": p.devices });
+                conn.request("POST", "/1.0/profiles", Some(&body), None)
+                    .await
+                    .map_err(fail(format!("profile \"{}\"", p.name)))?;
+                undo.push(Undo::Delete(url));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The preseed `lxd init --auto` applies.
+pub fn auto_preseed(
+    address: Option<&str>,
+    port: Option<u16>,
+    trust_password: Option<&str>,
+    storage_backend: &str,
+) -> String {
+    let mut config = BTreeMap::new();
+    if let Some(a) = address {
+        let addr = match port {
+            Some(p) => format!("{a}:{p}"),
+            None => a.to_string(),
+        };
+        config.insert("core.https_address".to_string(), addr);
+    }
+    if let Some(pw) = trust_password {
+        config.insert("core.trust_password".to_string(), pw.to_string());
+    }
+    let doc = serde_json::json!({
+        "config": config,
+        "storage_pools": [{"name": "default", "driver": storage_backend}],
+        "profiles": [{"name": "default", "devices": {"root": {"path": "/", "pool": "default", "type": "disk"}}}],
+    });
+    serde_yaml::to_string(&doc).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_line_and_key_of_a_bad_config_key() {
+        let text =
+            "config:\n  core.https_address: 127.0.0.1:8443\n  bogus.key: 1\nstorage_pools: []\n";
+        match validate(text) {
+            Err(PreseedError::Invalid { line, message }) => {
+                assert_eq!(line, 3);
+                assert!(message.contains("bogus.key"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reports_yaml_errors_with_position() {
+        let err = validate("config: [\n").expect_err("must fail");
+        assert!(err.to_string().contains("line"), "{err}");
+        let err = validate("storage_pools:\n- name: p\n  driver: dir\n  sauce: x\n")
+            .expect_err("unknown field");
+        assert!(err.to_string().contains("sauce"), "{err}");
+    }
+
+    #[test]
+    fn auto_preseed_is_valid() {
+        let text = auto_preseed(Some("127.0.0.1"), Some(8443), Some("pw"), "dir");
+        let doc = validate(&text).expect("valid");
+        assert_eq!(doc.storage_pools.len(), 1);
+    }
+}

@@ -1,0 +1,154 @@
+//! The event hub: every operation, lifecycle and logging event this member produces (and, in a
+//! cluster, relays) goes through one broadcast channel that `/1.0/events` listeners subscribe to.
+
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::broadcast;
+
+use crate::api::{Event, EventRequestor, LifecycleEvent};
+use crate::util::time;
+
+pub const TYPE_OPERATION: &str = "operation";
+pub const TYPE_LIFECYCLE: &str = "lifecycle";
+pub const TYPE_LOGGING: &str = "logging";
+
+#[derive(Debug)]
+pub struct EventHub {
+    tx: broadcast::Sender<Arc<Event>>,
+    location: RwLock<String>,
+}
+
+impl Default for EventHub {
+    fn default() -> Self {
+        EventHub::new()
+    }
+}
+
+impl EventHub {
+    pub fn new() -> EventHub {
+        let (tx, _) = broadcast::channel(4096);
+        EventHub {
+            tx,
+            location: RwLock::new("none".into()),
+        }
+    }
+
+    /// The `location` stamped on this member's events: its name, or `none` when standalone.
+    pub fn set_location(&self, name: &str) {
+        if let Ok(mut l) = self.location.write() {
+            *l = name.to_string();
+        }
+    }
+
+    pub fn location(&self) -> String {
+        self.location
+            .read()
+            .map(|l| l.clone())
+            .unwrap_or_else(|_| "none".into())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    pub fn has_listeners(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    /// Publishes an event produced on this member.
+    pub fn send(&self, kind: &str, project: &str, metadata: serde_json::Value) {
+        let event = Event {
+            kind: kind.into(),
+            timestamp: time::rfc3339(time::now_nanos()),
+            metadata,
+            location: self.location(),
+            project: project.into(),
+        };
+        // An error only means nobody listens right now.
+        let _ = self.tx.send(Arc::new(event));
+    }
+
+    /// Re-publishes an event received from another member, keeping its origin.
+    pub fn relay(&self, event: Event) {
+        let _ = self.tx.send(Arc::new(event));
+    }
+
+    pub fn lifecycle(
+        &self,
+        project: &str,
+        action: &str,
+        source: String,
+        requestor: Option<EventRequestor>,
+    ) {
+        let ev = LifecycleEvent {
+            action: action.into(),
+            source,
+            context: None,
+            requestor,
+        };
+        self.send(
+            TYPE_LIFECYCLE,
+            project,
+            serde_json::to_value(ev).unwrap_or_default(),
+        );
+    }
+}
+
+/// A `tracing` layer that turns this crate's log records into `logging` events, so
+/// `lxc monitor --type logging` shows the daemon's log as LXD's does.
+pub struct LoggingLayer {
+    pub hub: Arc<EventHub>,
+}
+
+struct FieldCollector {
+    message: String,
+    context: serde_json::Map<String, serde_json::Value>,
+}
+
+impl tracing::field::Visit for FieldCollector {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_string();
+        } else {
+            self.context.insert(field.name().into(), value.into());
+        }
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        if field.name() == "message" {
+            self.message = text;
+        } else {
+            self.context.insert(field.name().into(), text.into());
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LoggingLayer {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if !self.hub.has_listeners() || !event.metadata().target().starts_with("rxd") {
+            return;
+        }
+        let mut fields = FieldCollector {
+            message: String::new(),
+            context: serde_json::Map::new(),
+        };
+        event.record(&mut fields);
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        let metadata = serde_json::json!({
+            "message": fields.message,
+            "level": level,
+            "context": fields.context,
+        });
+        self.hub.send(TYPE_LOGGING, "", metadata);
+    }
+}

@@ -1,0 +1,287 @@
+//! The daemon's state and its library of actions: it owns the member's directories, both
+//! databases, the certificates, the trust cache, operations and events. The API layer calls
+//! into it; nothing here knows about HTTP.
+//!
+//! May call: store, tls, util. Called by: api (the HTTP server) and the daemon applet.
+
+pub mod certificates;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod operations;
+pub mod profiles;
+pub mod projects;
+pub mod server;
+pub mod storage;
+pub mod trust;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+pub use error::{Error, Result};
+use events::EventHub;
+use operations::Operations;
+
+use crate::store::Batch;
+use crate::store::global::{self, GlobalDb};
+use crate::store::local::LocalDb;
+use crate::tls::{self, CertKind, KeyPairPem};
+use crate::util::time;
+
+/// Where everything of one member lives, under `LXD_DIR`.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(dir: impl Into<PathBuf>) -> Paths {
+        Paths { dir: dir.into() }
+    }
+    /// `$LXD_DIR`, else `/var/lib/rxd`.
+    pub fn from_env() -> Paths {
+        Paths::new(
+            std::env::var_os("LXD_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/var/lib/rxd")),
+        )
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("unix.socket")
+    }
+    pub fn database(&self) -> PathBuf {
+        self.dir.join("database")
+    }
+    pub fn local_db(&self) -> PathBuf {
+        self.database().join("local.db")
+    }
+    pub fn global_dir(&self) -> PathBuf {
+        self.database().join("global")
+    }
+    pub fn global_db(&self) -> PathBuf {
+        self.global_dir().join("state.db")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.dir.join(".rxd.lock")
+    }
+    pub fn storage_pools(&self) -> PathBuf {
+        self.dir.join("storage-pools")
+    }
+}
+
+/// Opens and closes the HTTPS listener when `core.https_address` changes. Implemented by the
+/// API layer; the daemon only asks for the change and learns whether it worked.
+pub trait ListenerControl: Send + Sync {
+    /// Binds (or rebinds, or with None closes) the network listener. Errors leave the previous
+    /// listener in place.
+    fn set_https_address(&self, address: Option<&str>) -> std::result::Result<(), String>;
+}
+
+/// A trusted certificate as the authentication path needs it.
+#[derive(Clone, Debug)]
+pub struct Trusted {
+    pub kind: i64,
+    pub name: String,
+}
+
+pub struct Daemon {
+    pub paths: Paths,
+    pub local: LocalDb,
+    pub global: GlobalDb,
+    pub events: Arc<EventHub>,
+    pub operations: Arc<Operations>,
+    /// This member's own certificate (`server.crt`).
+    pub server_cert: KeyPairPem,
+    trusted: RwLock<HashMap<String, Trusted>>,
+    listeners: OnceLock<Arc<dyn ListenerControl>>,
+    /// Serialises configuration changes so listener moves and database writes stay in step.
+    pub config_lock: tokio::sync::Mutex<()>,
+    shutting_down: AtomicBool,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Why a daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "another rxd daemon is already running on {dir} (pid {pid}); stop it first with `lxd shutdown`"
+    )]
+    AlreadyRunning { dir: String, pid: String },
+    #[error("failed to prepare {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
+    move |source| StartError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn ensure_dir(path: &Path, mode: u32) -> std::result::Result<(), StartError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path).map_err(io_err(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(path))
+}
+
+/// Takes the per-directory lock that keeps a second daemon off the same `LXD_DIR`.
+fn take_lock(paths: &Paths) -> std::result::Result<nix::fcntl::Flock<std::fs::File>, StartError> {
+    use std::io::{Read, Seek, Write};
+    let path = paths.lock_file();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            let _ = lock.set_len(0);
+            let _ = lock.seek(std::io::SeekFrom::Start(0));
+            let _ = write!(lock, "{}", std::process::id());
+            Ok(lock)
+        }
+        Err((mut file, _)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            Err(StartError::AlreadyRunning {
+                dir: paths.dir.display().to_string(),
+                pid: pid.trim().to_string(),
+            })
+        }
+    }
+}
+
+/// Architecture id as LXD numbers them (x86_64 = 2, aarch64 = 4).
+pub fn architecture_id() -> i64 {
+    match std::env::consts::ARCH {
+        "x86" => 1,
+        "x86_64" => 2,
+        "arm" => 3,
+        "aarch64" => 4,
+        "powerpc64" => 6,
+        "s390x" => 7,
+        _ => 0,
+    }
+}
+
+impl Daemon {
+    /// Prepares the member's directories, identity and databases. Refuses when another daemon
+    /// holds the directory or when a database is damaged.
+    pub async fn open(paths: Paths) -> std::result::Result<Arc<Daemon>, StartError> {
+        ensure_dir(&paths.dir, 0o711)?;
+        let lock = take_lock(&paths)?;
+        ensure_dir(&paths.database(), 0o700)?;
+        ensure_dir(&paths.global_dir(), 0o750)?;
+        for sub in ["images", "logs", "storage-pools", "containers", "backups"] {
+            ensure_dir(&paths.dir.join(sub), 0o711)?;
+        }
+        let server_cert = tls::load_or_generate(&paths.dir, "server", CertKind::Server)?;
+        let local = LocalDb::open(&paths.local_db()).await?;
+        let global = GlobalDb::open_local(&paths.global_db()).await?;
+
+        let mut b = Batch::new();
+        let now = time::rfc3339(time::now_nanos());
+        global::nodes::ensure_standalone(
+            &mut b,
+            global::schema_version(),
+            crate::api::extensions::API_EXTENSIONS.len() as i64,
+            architecture_id(),
+            &now,
+        );
+        global::operations::delete_for_node(&mut b, 1);
+        global.apply(&b).await?;
+
+        let events = Arc::new(EventHub::new());
+        let operations = Operations::new(events.clone());
+        let daemon = Arc::new(Daemon {
+            paths,
+            local,
+            global,
+            events,
+            operations,
+            server_cert,
+            trusted: RwLock::new(HashMap::new()),
+            listeners: OnceLock::new(),
+            config_lock: tokio::sync::Mutex::new(()),
+            shutting_down: AtomicBool::new(false),
+            shutdown: tokio::sync::watch::channel(false).0,
+            _lock: lock,
+        });
+        daemon
+            .refresh_trust()
+            .await
+            .map_err(|e| StartError::Store(crate::store::StoreError::Guard(e.to_string())))?;
+        Ok(daemon)
+    }
+
+    pub fn set_listener_control(&self, control: Arc<dyn ListenerControl>) {
+        let _ = self.listeners.set(control);
+    }
+
+    pub fn listener_control(&self) -> Option<&Arc<dyn ListenerControl>> {
+        self.listeners.get()
+    }
+
+    /// Reloads the in-memory trust cache from the trust store.
+    pub async fn refresh_trust(&self) -> Result<()> {
+        let certs = global::certificates::list(&self.global).await?;
+        let map = certs
+            .into_iter()
+            .map(|c| {
+                (
+                    c.fingerprint,
+                    Trusted {
+                        kind: c.kind,
+                        name: c.name,
+                    },
+                )
+            })
+            .collect();
+        if let Ok(mut t) = self.trusted.write() {
+            *t = map;
+        }
+        Ok(())
+    }
+
+    pub fn trusted(&self, fingerprint: &str) -> Option<Trusted> {
+        self.trusted.read().ok()?.get(fingerprint).cloned()
+    }
+
+    /// The certificate the HTTPS listener presents.
+    pub fn identity(&self) -> KeyPairPem {
+        self.server_cert.clone()
+    }
+
+    pub fn begin_shutdown(&self) {
+        if !self.shutting_down.swap(true, Ordering::SeqCst) {
+            let _ = self.shutdown.send(true);
+        }
+    }
+
+    /// Resolves once shutdown has begun (immediately if it already has).
+    pub async fn shutdown_requested(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    pub async fn close(&self) {
+        self.global.database().close().await;
+        self.local.database().close().await;
+    }
+}

@@ -1,0 +1,240 @@
+//! One SQLite file behind a small connection pool: opening (with integrity checks and
+//! migrations), running a [`Batch`] in one transaction, and reading rows as [`Value`]s.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Column, Row, TypeInfo, ValueRef};
+
+use super::migrate::{self, Migration};
+use super::value::{Batch, GuardExpect, Step, Stmt, Value};
+use super::{Result, StoreError};
+
+/// Rows of a query: column names and values in order.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Rows {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+    pub fn col(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    params: &'q [Value],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for p in params {
+        q = match p {
+            Value::Null => q.bind(None::<i64>),
+            Value::Int(v) => q.bind(*v),
+            Value::Real(v) => q.bind(*v),
+            Value::Text(s) => q.bind(s.as_str()),
+            Value::Blob(b) => q.bind(b.as_slice()),
+        };
+    }
+    q
+}
+
+fn row_values(row: &SqliteRow) -> Result<Vec<Value>> {
+    let mut out = Vec::with_capacity(row.len());
+    for i in 0..row.len() {
+        let raw = row.try_get_raw(i)?;
+        if raw.is_null() {
+            out.push(Value::Null);
+            continue;
+        }
+        let kind = raw.type_info().name().to_ascii_uppercase();
+        let v = match kind.as_str() {
+            "INTEGER" | "INT" | "BIGINT" | "BOOLEAN" => Value::Int(row.try_get::<i64, _>(i)?),
+            "REAL" | "FLOAT" | "DOUBLE" => Value::Real(row.try_get::<f64, _>(i)?),
+            "BLOB" => Value::Blob(row.try_get::<Vec<u8>, _>(i)?),
+            _ => Value::Text(row.try_get::<String, _>(i)?),
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+impl Database {
+    /// Opens (creating if needed) the SQLite file at `path`, checks it is a sound database and
+    /// brings its schema up to date with `migrations`.
+    pub async fn open(path: &Path, migrations: &[Migration]) -> Result<Database> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let url = format!("sqlite://{}", path.display());
+        let opts = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(|e| corrupt(e.to_string()))?;
+        let check: (String,) = sqlx::query_as("PRAGMA quick_check")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| corrupt(e.to_string()))?;
+        if check.0 != "ok" {
+            return Err(corrupt(check.0));
+        }
+        let db = Database {
+            pool,
+            path: path.to_path_buf(),
+        };
+        migrate::apply(&db.pool, path, migrations).await?;
+        Ok(db)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs `batch` in one transaction; returns the rows affected by each statement. A failed
+    /// guard or statement rolls the whole batch back.
+    pub async fn apply(&self, batch: &Batch) -> Result<Vec<u64>> {
+        let mut tx = self.pool.begin().await?;
+        let affected = apply_in(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(affected)
+    }
+
+    pub async fn query(&self, stmt: &Stmt) -> Result<Rows> {
+        let q = bind_all(sqlx::query(&stmt.sql), &stmt.params);
+        let rows = q.fetch_all(&self.pool).await?;
+        rows_from(&rows, &stmt.sql, &self.pool).await
+    }
+
+    /// Runs arbitrary SQL text (the `lxd sql` path): a SELECT returns rows, anything else the
+    /// number of rows affected.
+    pub async fn run_raw(&self, sql: &str) -> Result<RawResult> {
+        let trimmed = sql.trim_start();
+        let is_select = trimmed.len() >= 6 && trimmed[..6].eq_ignore_ascii_case("select")
+            || trimmed.len() >= 6 && trimmed[..6].eq_ignore_ascii_case("pragma");
+        if is_select {
+            let stmt = Stmt::new(sql, vec![]);
+            Ok(RawResult::Rows(self.query(&stmt).await?))
+        } else {
+            let mut tx = self.pool.begin().await?;
+            let res = sqlx::query(sql).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(RawResult::Affected(res.rows_affected()))
+        }
+    }
+}
+
+pub enum RawResult {
+    Rows(Rows),
+    Affected(u64),
+}
+
+async fn rows_from(rows: &[SqliteRow], sql: &str, pool: &SqlitePool) -> Result<Rows> {
+    let columns = match rows.first() {
+        Some(r) => r.columns().iter().map(|c| c.name().to_string()).collect(),
+        None => {
+            // No rows: ask SQLite for the column names so empty tables still print headers.
+            use sqlx::Executor;
+            match pool.describe(sql).await {
+                Ok(d) => d.columns().iter().map(|c| c.name().to_string()).collect(),
+                Err(_) => Vec::new(),
+            }
+        }
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(row_values(r)?);
+    }
+    Ok(Rows { columns, rows: out })
+}
+
+/// Applies a batch inside an open transaction (shared with the replicated state machine).
+pub async fn apply_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    batch: &Batch,
+) -> Result<Vec<u64>> {
+    let mut affected = Vec::with_capacity(batch.stmts.len());
+    for step in &batch.steps {
+        match *step {
+            Step::Stmt(i) => {
+                let stmt = batch
+                    .stmts
+                    .get(i)
+                    .ok_or_else(|| StoreError::Guard("malformed batch".into()))?;
+                let q = bind_all(sqlx::query(&stmt.sql), &stmt.params);
+                let res = q.execute(&mut **tx).await.map_err(|e| match &e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => {
+                        StoreError::Conflict(format!("This entry already exists ({})", d.message()))
+                    }
+                    _ => StoreError::Sqlite(e),
+                })?;
+                affected.push(res.rows_affected());
+            }
+            Step::Guard(i) => {
+                let g = batch
+                    .guards
+                    .get(i)
+                    .ok_or_else(|| StoreError::Guard("malformed batch".into()))?;
+                let q = bind_all(sqlx::query(&g.stmt.sql), &g.stmt.params);
+                let row = q.fetch_one(&mut **tx).await?;
+                let n: i64 = row.try_get(0)?;
+                let ok = match g.expect {
+                    GuardExpect::Zero => n == 0,
+                    GuardExpect::NonZero => n != 0,
+                };
+                if !ok {
+                    return Err(if g.not_found {
+                        StoreError::NotFound(g.message.clone())
+                    } else {
+                        StoreError::Conflict(g.message.clone())
+                    });
+                }
+            }
+        }
+    }
+    Ok(affected)
+}
+
+// Helpers for typed query functions.
+pub(crate) fn text(row: &[Value], i: usize) -> String {
+    row.get(i).map(Value::render).unwrap_or_default()
+}
+pub(crate) fn int(row: &[Value], i: usize) -> i64 {
+    row.get(i).and_then(Value::as_i64).unwrap_or(0)
+}

@@ -1,0 +1,174 @@
+//! The global (cluster-wide) database: its schema and the typed functions over it. Every read
+//! and write goes through [`GlobalDb`], so the transport underneath (a local SQLite file on a
+//! standalone member, the replicated state machine in a cluster) is invisible to callers.
+
+pub mod certificates;
+pub mod config;
+pub mod nodes;
+pub mod operations;
+pub mod profiles;
+pub mod projects;
+pub mod storage_pools;
+
+use std::path::Path;
+
+use super::Result;
+use super::db::{Database, Rows};
+use super::migrate::Migration;
+use super::value::{Batch, Stmt};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: "
+CREATE TABLE config (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT,
+    UNIQUE (key)
+);
+CREATE TABLE nodes_failure_domains (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    name TEXT NOT NULL,
+    UNIQUE (name)
+);
+CREATE TABLE nodes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    address TEXT NOT NULL,
+    schema INTEGER NOT NULL,
+    api_extensions INTEGER NOT NULL,
+    heartbeat DATETIME,
+    state INTEGER NOT NULL DEFAULT 0,
+    arch INTEGER NOT NULL DEFAULT 0 CHECK (arch > 0),
+    failure_domain_id INTEGER DEFAULT NULL REFERENCES nodes_failure_domains (id) ON DELETE SET NULL,
+    UNIQUE (name),
+    UNIQUE (address)
+);
+CREATE TABLE certificates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    type INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    certificate TEXT NOT NULL,
+    restricted INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (fingerprint)
+);
+CREATE TABLE projects (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    UNIQUE (name)
+);
+CREATE TABLE projects_config (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT,
+    UNIQUE (project_id, key)
+);
+CREATE TABLE certificates_projects (
+    certificate_id INTEGER NOT NULL REFERENCES certificates (id) ON DELETE CASCADE,
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    UNIQUE (certificate_id, project_id)
+);
+CREATE TABLE profiles (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    UNIQUE (project_id, name)
+);
+CREATE TABLE profiles_config (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    profile_id INTEGER NOT NULL REFERENCES profiles (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT,
+    UNIQUE (profile_id, key)
+);
+CREATE TABLE profiles_devices (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    profile_id INTEGER NOT NULL REFERENCES profiles (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    UNIQUE (profile_id, name)
+);
+CREATE TABLE profiles_devices_config (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    profile_device_id INTEGER NOT NULL REFERENCES profiles_devices (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT,
+    UNIQUE (profile_device_id, key)
+);
+CREATE TABLE storage_pools (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    name TEXT NOT NULL,
+    driver TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    state INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (name)
+);
+CREATE TABLE storage_pools_nodes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    storage_pool_id INTEGER NOT NULL REFERENCES storage_pools (id) ON DELETE CASCADE,
+    node_id INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    state INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (storage_pool_id, node_id)
+);
+CREATE TABLE storage_pools_config (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    storage_pool_id INTEGER NOT NULL REFERENCES storage_pools (id) ON DELETE CASCADE,
+    node_id INTEGER REFERENCES nodes (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT,
+    UNIQUE (storage_pool_id, node_id, key)
+);
+CREATE TABLE operations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    uuid TEXT NOT NULL,
+    node_id INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    type INTEGER NOT NULL DEFAULT 0,
+    project_id INTEGER REFERENCES projects (id) ON DELETE CASCADE,
+    UNIQUE (uuid)
+);
+INSERT INTO projects (id, name, description) VALUES (1, 'default', 'Default LXD project');
+INSERT INTO projects_config (project_id, key, value) VALUES
+    (1, 'features.images', 'true'),
+    (1, 'features.networks', 'true'),
+    (1, 'features.profiles', 'true'),
+    (1, 'features.storage.volumes', 'true');
+INSERT INTO profiles (id, name, description, project_id) VALUES (1, 'default', 'Default LXD profile', 1);
+",
+}];
+
+/// The global schema version this binary writes: what members compare at join and upgrade.
+pub fn schema_version() -> i64 {
+    super::migrate::latest(MIGRATIONS)
+}
+
+/// Access to the global database.
+#[derive(Clone, Debug)]
+pub struct GlobalDb {
+    db: Database,
+}
+
+impl GlobalDb {
+    /// The standalone backend: the state-machine file on this member, used directly.
+    pub async fn open_local(path: &Path) -> Result<GlobalDb> {
+        Ok(GlobalDb {
+            db: Database::open(path, MIGRATIONS).await?,
+        })
+    }
+
+    pub async fn apply(&self, batch: &Batch) -> Result<Vec<u64>> {
+        self.db.apply(batch).await
+    }
+
+    pub async fn query(&self, stmt: &Stmt) -> Result<Rows> {
+        self.db.query(stmt).await
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+}

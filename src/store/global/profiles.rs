@@ -1,0 +1,195 @@
+//! Profiles (`profiles`, `profiles_config`, `profiles_devices`, `profiles_devices_config`),
+//! scoped by project.
+
+use std::collections::BTreeMap;
+
+use super::GlobalDb;
+use crate::store::db::{int, text};
+use crate::store::{Batch, Result, Stmt, StoreError};
+
+pub type Devices = BTreeMap<String, BTreeMap<String, String>>;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Profile {
+    pub id: i64,
+    pub project: String,
+    pub name: String,
+    pub description: String,
+    pub config: BTreeMap<String, String>,
+    pub devices: Devices,
+}
+
+/// All profiles of `project` (all projects when `None`), with config and devices, by name.
+pub async fn list(db: &GlobalDb, project: Option<&str>) -> Result<Vec<Profile>> {
+    let (filter, params) = match project {
+        Some(p) => ("WHERE pr.name = ?", vec![p.into()]),
+        None => ("", vec![]),
+    };
+    let rows = db
+        .query(&Stmt::new(
+            format!(
+                "SELECT p.id, pr.name, p.name, p.description FROM profiles p
+                 JOIN projects pr ON pr.id = p.project_id {filter} ORDER BY p.name"
+            ),
+            params.clone(),
+        ))
+        .await?;
+    let mut profiles: Vec<Profile> = rows
+        .rows
+        .iter()
+        .map(|r| Profile {
+            id: int(r, 0),
+            project: text(r, 1),
+            name: text(r, 2),
+            description: text(r, 3),
+            ..Default::default()
+        })
+        .collect();
+    let config = db
+        .query(&Stmt::new(
+            format!(
+                "SELECT c.profile_id, c.key, c.value FROM profiles_config c
+                 JOIN profiles p ON p.id = c.profile_id JOIN projects pr ON pr.id = p.project_id {filter}"
+            ),
+            params.clone(),
+        ))
+        .await?;
+    let devices = db
+        .query(&Stmt::new(
+            format!(
+                "SELECT d.profile_id, d.name, d.type, c.key, c.value FROM profiles_devices d
+                 LEFT JOIN profiles_devices_config c ON c.profile_device_id = d.id
+                 JOIN profiles p ON p.id = d.profile_id JOIN projects pr ON pr.id = p.project_id {filter}"
+            ),
+            params,
+        ))
+        .await?;
+    let index: BTreeMap<i64, usize> = profiles
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id, i))
+        .collect();
+    for r in &config.rows {
+        if let Some(&i) = index.get(&int(r, 0)) {
+            profiles[i].config.insert(text(r, 1), text(r, 2));
+        }
+    }
+    for r in &devices.rows {
+        if let Some(&i) = index.get(&int(r, 0)) {
+            let dev = profiles[i].devices.entry(text(r, 1)).or_default();
+            dev.insert("type".into(), text(r, 2));
+            if !matches!(r.get(3), Some(crate::store::Value::Null) | None) {
+                dev.insert(text(r, 3), text(r, 4));
+            }
+        }
+    }
+    Ok(profiles)
+}
+
+pub async fn get(db: &GlobalDb, project: &str, name: &str) -> Result<Profile> {
+    list(db, Some(project))
+        .await?
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| StoreError::NotFound("Profile not found".into()))
+}
+
+fn write_body(b: &mut Batch, project: &str, name: &str, p: &Profile) {
+    let id_sql = "(SELECT p.id FROM profiles p JOIN projects pr ON pr.id = p.project_id WHERE pr.name = ? AND p.name = ?)";
+    for (k, v) in &p.config {
+        b.push(
+            format!("INSERT INTO profiles_config (profile_id, key, value) VALUES ({id_sql}, ?, ?)"),
+            vec![project.into(), name.into(), k.into(), v.into()],
+        );
+    }
+    for (dev, cfg) in &p.devices {
+        let kind = cfg.get("type").cloned().unwrap_or_default();
+        b.push(
+            format!(
+                "INSERT INTO profiles_devices (profile_id, name, type) VALUES ({id_sql}, ?, ?)"
+            ),
+            vec![project.into(), name.into(), dev.into(), kind.into()],
+        );
+        for (k, v) in cfg.iter().filter(|(k, _)| k.as_str() != "type") {
+            b.push(
+                format!(
+                    "INSERT INTO profiles_devices_config (profile_device_id, key, value)
+                     VALUES ((SELECT id FROM profiles_devices WHERE profile_id = {id_sql} AND name = ?), ?, ?)"
+                ),
+                vec![project.into(), name.into(), dev.into(), k.into(), v.into()],
+            );
+        }
+    }
+}
+
+pub fn create(b: &mut Batch, project: &str, p: &Profile) {
+    b.require_some(
+        "SELECT COUNT(*) FROM projects WHERE name = ?",
+        vec![project.into()],
+        "Project not found",
+    );
+    b.require_none(
+        "SELECT COUNT(*) FROM profiles p JOIN projects pr ON pr.id = p.project_id WHERE pr.name = ? AND p.name = ?",
+        vec![project.into(), (&p.name).into()],
+        format!("Error inserting {} into database: The profile already exists", p.name),
+    );
+    b.push(
+        "INSERT INTO profiles (name, description, project_id) VALUES (?, ?, (SELECT id FROM projects WHERE name = ?))",
+        vec![(&p.name).into(), (&p.description).into(), project.into()],
+    );
+    write_body(b, project, &p.name, p);
+}
+
+/// Replaces description, config and devices of an existing profile.
+pub fn replace(b: &mut Batch, project: &str, name: &str, p: &Profile) {
+    let id_sql = "(SELECT p.id FROM profiles p JOIN projects pr ON pr.id = p.project_id WHERE pr.name = ? AND p.name = ?)";
+    b.require_some(
+        format!("SELECT COUNT(*) FROM profiles WHERE id = {id_sql}"),
+        vec![project.into(), name.into()],
+        "Profile not found",
+    );
+    b.push(
+        format!("UPDATE profiles SET description = ? WHERE id = {id_sql}"),
+        vec![(&p.description).into(), project.into(), name.into()],
+    );
+    b.push(
+        format!("DELETE FROM profiles_config WHERE profile_id = {id_sql}"),
+        vec![project.into(), name.into()],
+    );
+    b.push(
+        format!("DELETE FROM profiles_devices WHERE profile_id = {id_sql}"),
+        vec![project.into(), name.into()],
+    );
+    write_body(b, project, name, p);
+}
+
+pub fn rename(b: &mut Batch, project: &str, name: &str, new_name: &str) {
+    let id_sql = "(SELECT p.id FROM profiles p JOIN projects pr ON pr.id = p.project_id WHERE pr.name = ? AND p.name = ?)";
+    b.require_some(
+        format!("SELECT COUNT(*) FROM profiles WHERE id = {id_sql}"),
+        vec![project.into(), name.into()],
+        "Profile not found",
+    );
+    b.require_none(
+        format!("SELECT COUNT(*) FROM profiles WHERE id = {id_sql}"),
+        vec![project.into(), new_name.into()],
+        format!("Name \"{new_name}\" already in use"),
+    );
+    b.push(
+        format!("UPDATE profiles SET name = ? WHERE id = {id_sql}"),
+        vec![new_name.into(), project.into(), name.into()],
+    );
+}
+
+pub fn delete(b: &mut Batch, project: &str, name: &str) {
+    let id_sql = "(SELECT p.id FROM profiles p JOIN projects pr ON pr.id = p.project_id WHERE pr.name = ? AND p.name = ?)";
+    b.require_some(
+        format!("SELECT COUNT(*) FROM profiles WHERE id = {id_sql}"),
+        vec![project.into(), name.into()],
+        "Profile not found",
+    );
+    b.push(
+        format!("DELETE FROM profiles WHERE id = {id_sql}"),
+        vec![project.into(), name.into()],
+    );
+}

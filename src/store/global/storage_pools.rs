@@ -1,0 +1,172 @@
+//! Storage pools (`storage_pools`, `storage_pools_nodes`, `storage_pools_config`). Keys with a
+//! member id are member-specific (e.g. `source`); keys with a NULL member are cluster-wide.
+
+use std::collections::BTreeMap;
+
+use super::GlobalDb;
+use crate::store::db::{int, text};
+use crate::store::{Batch, Result, Stmt, StoreError, Value};
+
+pub const STATE_PENDING: i64 = 0;
+pub const STATE_CREATED: i64 = 1;
+pub const STATE_ERRORED: i64 = 2;
+
+#[derive(Clone, Debug, Default)]
+pub struct Pool {
+    pub id: i64,
+    pub name: String,
+    pub driver: String,
+    pub description: String,
+    pub state: i64,
+    /// Cluster-wide keys plus the keys of the member asked about.
+    pub config: BTreeMap<String, String>,
+    pub locations: Vec<String>,
+}
+
+/// Pools as seen from member `node_id`.
+pub async fn list(db: &GlobalDb, node_id: i64) -> Result<Vec<Pool>> {
+    let rows = db
+        .query(&Stmt::new(
+            "SELECT id, name, driver, description, state FROM storage_pools ORDER BY name",
+            vec![],
+        ))
+        .await?;
+    let mut pools: Vec<Pool> = rows
+        .rows
+        .iter()
+        .map(|r| Pool {
+            id: int(r, 0),
+            name: text(r, 1),
+            driver: text(r, 2),
+            description: text(r, 3),
+            state: int(r, 4),
+            ..Default::default()
+        })
+        .collect();
+    let cfg = db
+        .query(&Stmt::new(
+            "SELECT storage_pool_id, key, value FROM storage_pools_config WHERE node_id IS NULL OR node_id = ?",
+            vec![Value::Int(node_id)],
+        ))
+        .await?;
+    let locs = db
+        .query(&Stmt::new(
+            "SELECT spn.storage_pool_id, n.name FROM storage_pools_nodes spn JOIN nodes n ON n.id = spn.node_id ORDER BY n.name",
+            vec![],
+        ))
+        .await?;
+    for p in pools.iter_mut() {
+        for r in cfg.rows.iter().filter(|r| int(r, 0) == p.id) {
+            p.config.insert(text(r, 1), text(r, 2));
+        }
+        p.locations = locs
+            .rows
+            .iter()
+            .filter(|r| int(r, 0) == p.id)
+            .map(|r| text(r, 1))
+            .collect();
+    }
+    Ok(pools)
+}
+
+pub async fn get(db: &GlobalDb, node_id: i64, name: &str) -> Result<Pool> {
+    list(db, node_id)
+        .await?
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| StoreError::NotFound("Storage pool not found".into()))
+}
+
+/// Creates a pool that exists only on member `node_id` (the standalone case), state created.
+pub fn create_local(b: &mut Batch, node_id: i64, p: &Pool, member_keys: &[&str]) {
+    b.require_none(
+        "SELECT COUNT(*) FROM storage_pools WHERE name = ?",
+        vec![(&p.name).into()],
+        format!("Storage pool \"{}\" already exists", p.name),
+    );
+    b.push(
+        "INSERT INTO storage_pools (name, driver, description, state) VALUES (?, ?, ?, ?)",
+        vec![
+            (&p.name).into(),
+            (&p.driver).into(),
+            (&p.description).into(),
+            STATE_CREATED.into(),
+        ],
+    );
+    b.push(
+        "INSERT INTO storage_pools_nodes (storage_pool_id, node_id, state) VALUES ((SELECT id FROM storage_pools WHERE name = ?), ?, ?)",
+        vec![(&p.name).into(), node_id.into(), STATE_CREATED.into()],
+    );
+    for (k, v) in &p.config {
+        let node: Value = if member_keys.contains(&k.as_str()) {
+            Value::Int(node_id)
+        } else {
+            Value::Null
+        };
+        b.push(
+            "INSERT INTO storage_pools_config (storage_pool_id, node_id, key, value) VALUES ((SELECT id FROM storage_pools WHERE name = ?), ?, ?, ?)",
+            vec![(&p.name).into(), node, k.into(), v.into()],
+        );
+    }
+}
+
+/// Replaces the description and the cluster-wide keys plus member `node_id`'s keys.
+pub fn update(
+    b: &mut Batch,
+    node_id: i64,
+    name: &str,
+    description: &str,
+    config: &BTreeMap<String, String>,
+    member_keys: &[&str],
+) {
+    b.require_some(
+        "SELECT COUNT(*) FROM storage_pools WHERE name = ?",
+        vec![name.into()],
+        "Storage pool not found",
+    );
+    b.push(
+        "UPDATE storage_pools SET description = ? WHERE name = ?",
+        vec![description.into(), name.into()],
+    );
+    b.push(
+        "DELETE FROM storage_pools_config WHERE storage_pool_id = (SELECT id FROM storage_pools WHERE name = ?) AND (node_id IS NULL OR node_id = ?)",
+        vec![name.into(), node_id.into()],
+    );
+    for (k, v) in config {
+        let node: Value = if member_keys.contains(&k.as_str()) {
+            Value::Int(node_id)
+        } else {
+            Value::Null
+        };
+        b.push(
+            "INSERT INTO storage_pools_config (storage_pool_id, node_id, key, value) VALUES ((SELECT id FROM storage_pools WHERE name = ?), ?, ?, ?)",
+            vec![name.into(), node, k.into(), v.into()],
+        );
+    }
+}
+
+pub fn delete(b: &mut Batch, name: &str) {
+    b.require_some(
+        "SELECT COUNT(*) FROM storage_pools WHERE name = ?",
+        vec![name.into()],
+        "Storage pool not found",
+    );
+    b.push(
+        "DELETE FROM storage_pools WHERE name = ?",
+        vec![name.into()],
+    );
+}
+
+/// Profiles (as `project/profile`) whose devices use the pool.
+pub async fn used_by_profiles(db: &GlobalDb, name: &str) -> Result<Vec<(String, String)>> {
+    let rows = db
+        .query(&Stmt::new(
+            "SELECT pr.name, p.name FROM profiles_devices_config c
+             JOIN profiles_devices d ON d.id = c.profile_device_id
+             JOIN profiles p ON p.id = d.profile_id JOIN projects pr ON pr.id = p.project_id
+             WHERE d.type = 'disk' AND c.key = 'pool' AND c.value = ? ORDER BY pr.name, p.name",
+            vec![name.into()],
+        ))
+        .await?;
+    Ok(rows.rows.iter().map(|r| (text(r, 0), text(r, 1))).collect())
+}

@@ -1,0 +1,3 @@
+//! Small helpers with no knowledge of the rest of rxd.
+
+pub mod time;
