@@ -6,6 +6,7 @@
 pub mod api;
 pub mod client;
 pub mod daemon;
+pub mod raft;
 pub mod store;
 pub mod tls;
 pub mod util;

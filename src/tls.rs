@@ -408,3 +408,47 @@ mod der_tests {
         assert!(cn.starts_with("root@"), "{cn}");
     }
 }
+
+/// Parses an ASN.1 UTCTime/GeneralizedTime (`YYMMDDHHMMSSZ` / `YYYYMMDDHHMMSSZ`).
+fn asn1_time(tag: u8, body: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(body).ok()?;
+    let full = match tag {
+        0x17 => {
+            let yy: i64 = s.get(0..2)?.parse().ok()?;
+            format!(
+                "{}{}",
+                if yy >= 50 { 1900 + yy } else { 2000 + yy },
+                s.get(2..)?
+            )
+        }
+        0x18 => s.to_string(),
+        _ => return None,
+    };
+    let t = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        full.get(0..4)?,
+        full.get(4..6)?,
+        full.get(6..8)?,
+        full.get(8..10)?,
+        full.get(10..12)?,
+        full.get(12..14)?
+    );
+    crate::util::time::parse_rfc3339(&t)
+}
+
+/// Not-before and not-after of a DER certificate, in nanoseconds since the epoch.
+pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
+    let (_, cert, _) = der_tlv(der)?;
+    let (_, tbs, _) = der_tlv(cert)?;
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = der_tlv(rest)?.2;
+    }
+    for _ in 0..3 {
+        rest = der_tlv(rest)?.2;
+    }
+    let (_, validity, _) = der_tlv(rest)?;
+    let (t1, b1, rest) = der_tlv(validity)?;
+    let (t2, b2, _) = der_tlv(rest)?;
+    Some((asn1_time(t1, b1)?, asn1_time(t2, b2)?))
+}

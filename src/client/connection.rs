@@ -197,6 +197,7 @@ impl Connection {
             let _ = conn.await;
         });
         let uri = self.url(path);
+        tracing::debug!(method, url = %format!("{}{uri}", self.host), "Sending request to LXD");
         let mut req = http::Request::builder()
             .method(method)
             .uri(&uri)

@@ -21,7 +21,7 @@ pub enum Response {
         code: u16,
         message: String,
     },
-    Raw(warp::reply::Response),
+    Raw(Box<warp::reply::Response>),
 }
 
 /// ETag of an object: SHA-256 of its JSON.
@@ -67,7 +67,7 @@ impl Response {
 
     pub fn into_reply(self) -> warp::reply::Response {
         let (code, envelope, headers): (u16, Envelope, Vec<(&str, String)>) = match self {
-            Response::Raw(r) => return r,
+            Response::Raw(r) => return *r,
             Response::Sync {
                 code,
                 metadata,

@@ -1,3 +1,304 @@
-pub fn main(_n: &str, _a: Vec<String>) -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! `lxc`: the command line client, one file per noun. Global flags (`--debug`, `--verbose`,
+//! `--quiet`, `--project`, `--force-local`) are accepted anywhere before `--`, as LXD's are.
+
+/// Declares a subcommand taking one positional argument.
+macro_rules! one_arg {
+    ($ty:ident, $name:literal, $doc:literal, $field:ident, $fdoc:literal) => {
+        #[derive(argh::FromArgs)]
+        #[doc = $doc]
+        #[argh(subcommand, name = $name)]
+        pub struct $ty {
+            #[doc = $fdoc]
+            #[argh(positional)]
+            pub $field: String,
+        }
+    };
+}
+
+/// Declares a subcommand taking an object and a key.
+macro_rules! object_key {
+    ($ty:ident, $name:literal, $doc:literal, $field:ident, $fdoc:literal) => {
+        #[derive(argh::FromArgs)]
+        #[doc = $doc]
+        #[argh(subcommand, name = $name)]
+        pub struct $ty {
+            #[doc = $fdoc]
+            #[argh(positional)]
+            pub $field: String,
+            /// key
+            #[argh(positional)]
+            pub key: String,
+        }
+    };
+}
+
+mod config;
+mod format;
+mod monitor;
+mod operation;
+mod profile;
+mod project;
+mod query;
+mod remote;
+mod storage;
+
+use std::process::ExitCode;
+
+use argh::FromArgs;
+use rxd::client::Connection;
+use rxd::client::config::ClientConfig;
+
+use super::{fail, parse, runtime};
+
+/// What every command gets: the client configuration and the global flags.
+pub struct Ctx {
+    pub config: ClientConfig,
+    pub quiet: bool,
+    pub project: Option<String>,
+    pub force_local: bool,
+}
+
+impl Ctx {
+    /// Connection to `remote`, honouring `--project` and `--force-local`.
+    pub fn connect(&self, remote: &str) -> anyhow::Result<Connection> {
+        let mut conn = if self.force_local {
+            Connection::unix(rxd::client::config::local_socket())
+        } else {
+            self.config.connect(remote)?
+        };
+        if let Some(p) = &self.project {
+            conn = conn.with_query("project", p);
+        }
+        Ok(conn)
+    }
+
+    /// Splits `[remote:]rest`.
+    pub fn remote_of<'a>(&self, arg: &'a str) -> (String, &'a str) {
+        self.config.parse_remote(arg)
+    }
+}
+
+#[derive(FromArgs)]
+/// Command line client for rxd, an LXD-compatible container manager.
+struct Lxc {
+    #[argh(subcommand)]
+    command: Command,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Config(config::Args),
+    Info(Info),
+    Monitor(monitor::Args),
+    Operation(operation::Args),
+    Profile(profile::Args),
+    Project(project::Args),
+    Query(query::Args),
+    Remote(remote::Args),
+    Storage(storage::Args),
+    Version(VersionCmd),
+}
+
+#[derive(FromArgs)]
+/// Show server information.
+#[argh(subcommand, name = "info")]
+struct Info {
+    /// the target: [<remote>:]
+    #[argh(positional)]
+    remote: Option<String>,
+}
+
+#[derive(FromArgs)]
+/// Show local and remote versions.
+#[argh(subcommand, name = "version")]
+struct VersionCmd {
+    /// the target: [<remote>:]
+    #[argh(positional)]
+    remote: Option<String>,
+}
+
+struct Globals {
+    debug: bool,
+    quiet: bool,
+    project: Option<String>,
+    force_local: bool,
+}
+
+/// Pulls the global flags out of `args`, wherever they appear before `--`.
+fn take_globals(args: Vec<String>) -> Result<(Globals, Vec<String>), String> {
+    let mut g = Globals {
+        debug: false,
+        quiet: false,
+        project: None,
+        force_local: false,
+    };
+    let mut rest = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--" => {
+                rest.push(a);
+                rest.extend(it.by_ref());
+                break;
+            }
+            "--debug" => g.debug = true,
+            "--verbose" | "-v" => {}
+            "--quiet" | "-q" => g.quiet = true,
+            "--force-local" => g.force_local = true,
+            "--project" => g.project = Some(it.next().ok_or("--project needs a value")?),
+            other if other.starts_with("--project=") => {
+                g.project = Some(other["--project=".len()..].to_string())
+            }
+            _ => rest.push(a),
+        }
+    }
+    Ok((g, rest))
+}
+
+/// Rewrites LXD's aliases (`ls`, `rm`, `show` …) so argh finds the subcommand.
+fn expand_aliases(mut args: Vec<String>) -> Vec<String> {
+    for a in args.iter_mut().take(2) {
+        let full = match a.as_str() {
+            "ls" => "list",
+            "rm" => "remove",
+            _ => continue,
+        };
+        *a = full.into();
+    }
+    if args.first().map(String::as_str) == Some("profile")
+        || args.first().map(String::as_str) == Some("storage")
+        || args.first().map(String::as_str) == Some("project")
+    {
+        if let Some(a) = args.get_mut(1) {
+            if a == "remove" {
+                *a = "delete".into();
+            }
+        }
+    }
+    args
+}
+
+pub fn main(name: &str, args: Vec<String>) -> ExitCode {
+    let (globals, rest) = match take_globals(args) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let rest = expand_aliases(rest);
+    let opts: Lxc = match parse(name, &rest) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let config = match ClientConfig::load() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    if globals.debug {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter("rxd=debug")
+            .init();
+    }
+    let ctx = Ctx {
+        config,
+        quiet: globals.quiet,
+        project: globals.project,
+        force_local: globals.force_local,
+    };
+    let rt = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let result = rt.block_on(async move {
+        match opts.command {
+            Command::Config(a) => config::run(ctx, a).await,
+            Command::Info(a) => info(ctx, a).await,
+            Command::Monitor(a) => monitor::run(ctx, a).await,
+            Command::Operation(a) => operation::run(ctx, a).await,
+            Command::Profile(a) => profile::run(ctx, a).await,
+            Command::Project(a) => project::run(ctx, a).await,
+            Command::Query(a) => query::run(ctx, a).await,
+            Command::Remote(a) => remote::run(ctx, a).await,
+            Command::Storage(a) => storage::run(ctx, a).await,
+            Command::Version(a) => version(ctx, a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn info(ctx: Ctx, args: Info) -> anyhow::Result<()> {
+    let (remote, _) = ctx.remote_of(args.remote.as_deref().unwrap_or(""));
+    let conn = ctx.connect(&remote)?;
+    let reply = conn.get("/1.0").await?;
+    print!("{}", serde_yaml::to_string(&reply.envelope.metadata)?);
+    Ok(())
+}
+
+async fn version(ctx: Ctx, args: VersionCmd) -> anyhow::Result<()> {
+    println!("Client version: {}", env!("CARGO_PKG_VERSION"));
+    let (remote, _) = ctx.remote_of(args.remote.as_deref().unwrap_or(""));
+    let server = match ctx.connect(&remote) {
+        Ok(conn) => match conn.get_json::<rxd::api::Server>("/1.0").await {
+            Ok(s) => s.environment.server_version,
+            Err(_) => "unreachable".into(),
+        },
+        Err(_) => "unreachable".into(),
+    };
+    println!("Server version: {server}");
+    Ok(())
+}
+
+/// Reads YAML for an `edit` command: standard input when it is not a terminal, else the
+/// user's editor on `current`.
+pub fn edit_text(current: &str) -> anyhow::Result<String> {
+    use std::io::{IsTerminal, Read};
+    if !std::io::stdin().is_terminal() {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        return Ok(s);
+    }
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    let path = std::env::temp_dir().join(format!("rxd-edit-{}.yaml", std::process::id()));
+    std::fs::write(&path, current)?;
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(&path)
+        .status()?;
+    let text = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    if !status.success() {
+        anyhow::bail!("editor exited with {status}");
+    }
+    Ok(text?)
+}
+
+/// Parses `k=v` pairs, or a single `k v` pair.
+pub fn key_values(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    if args.len() == 2 && !args[0].contains('=') {
+        return Ok(vec![(args[0].clone(), args[1].clone())]);
+    }
+    args.iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("Invalid key=value configuration: {a}"))
+        })
+        .collect()
+}
+
+/// Asks on the terminal; returns the trimmed answer.
+pub fn ask(question: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    print!("{question}");
+    std::io::stdout().flush()?;
+    let mut s = String::new();
+    std::io::stdin().read_line(&mut s)?;
+    Ok(s.trim().to_string())
 }
