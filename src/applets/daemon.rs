@@ -127,11 +127,10 @@ where
 async fn waitready(conn: Connection, timeout: u64) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        if let Ok(r) = conn.get("/internal/ready").await {
-            if r.status == 200 {
+        if let Ok(r) = conn.get("/internal/ready").await
+            && r.status == 200 {
                 return Ok(());
             }
-        }
         if timeout > 0 && start.elapsed() >= Duration::from_secs(timeout) {
             anyhow::bail!("Daemon still not running after {timeout}s timeout");
         }
@@ -257,11 +256,10 @@ async fn serve(
     let https = rxd::api::http::listeners::HttpsListeners::new(&daemon);
     daemon.set_listener_control(https.clone());
     let config = daemon.local.config().await?;
-    if let Some(addr) = config.get("core.https_address") {
-        if let Err(e) = rxd::daemon::ListenerControl::set_https_address(&*https, Some(addr)) {
+    if let Some(addr) = config.get("core.https_address")
+        && let Err(e) = rxd::daemon::ListenerControl::set_https_address(&*https, Some(addr)) {
             tracing::error!(address = %addr, error = %e, "cannot bind the HTTPS listener");
         }
-    }
     tracing::info!(dir = %paths.dir.display(), "rxd daemon started");
     let server = tokio::spawn(rxd::api::http::serve_unix(daemon.clone(), listener));
 

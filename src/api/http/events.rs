@@ -97,11 +97,10 @@ async fn serve(daemon: Arc<Daemon>, socket: WebSocket, filter: Filter) {
                     if !filter.types.iter().any(|t| *t == ev.kind) {
                         continue;
                     }
-                    if let (Some(p), false) = (&filter.project, ev.project.is_empty()) {
-                        if *p != ev.project {
+                    if let (Some(p), false) = (&filter.project, ev.project.is_empty())
+                        && *p != ev.project {
                             continue;
                         }
-                    }
                     let Ok(text) = serde_json::to_string(&*ev) else { continue };
                     if tx.send(Message::text(text)).await.is_err() {
                         break;

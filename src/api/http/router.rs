@@ -26,8 +26,8 @@ pub fn routes(
     let events = warp::path!("1.0" / "events")
         .and(warp::get())
         .and(warp::ws())
-        .and(raw_query.clone())
-        .and(peer.clone())
+        .and(raw_query)
+        .and(peer)
         .and(with_daemon.clone())
         .map(
             |ws: warp::ws::Ws, query: String, peer: PeerInfo, daemon: Arc<Daemon>| {

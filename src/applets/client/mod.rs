@@ -166,16 +166,13 @@ fn expand_aliases(mut args: Vec<String>) -> Vec<String> {
         };
         *a = full.into();
     }
-    if args.first().map(String::as_str) == Some("profile")
+    if (args.first().map(String::as_str) == Some("profile")
         || args.first().map(String::as_str) == Some("storage")
-        || args.first().map(String::as_str) == Some("project")
-    {
-        if let Some(a) = args.get_mut(1) {
-            if a == "remove" {
+        || args.first().map(String::as_str) == Some("project"))
+        && let Some(a) = args.get_mut(1)
+            && a == "remove" {
                 *a = "delete".into();
             }
-        }
-    }
     args
 }
 

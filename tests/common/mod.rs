@@ -1,0 +1,209 @@
+//! Test harness: runs the real `rxd` binary as daemons (each with its own LXD_DIR and loopback
+//! address) and as clients (ours and the stock LXD `lxc`). Every wait is bounded and every
+//! process is killed by PID when its guard drops.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const STOCK_LXC: &str = "/usr/bin/lxc";
+
+/// A directory with `lxd` and `lxc` symlinks to the binary under test.
+pub fn bin_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bin");
+    std::fs::create_dir_all(&dir).expect("create bin dir");
+    for name in ["lxd", "lxc"] {
+        let link = dir.join(name);
+        let target = Path::new(env!("CARGO_BIN_EXE_rxd"));
+        if std::fs::read_link(&link).ok().as_deref() != Some(target) {
+            // Tests in parallel (threads or nextest processes) may race to create it: write a
+            // private link and rename it into place atomically.
+            let tmp = dir.join(format!(".{name}.{}.{:?}", std::process::id(), std::thread::current().id()));
+            let _ = std::fs::remove_file(&tmp);
+            std::os::unix::fs::symlink(target, &tmp).expect("symlink");
+            std::fs::rename(&tmp, &link).expect("rename symlink");
+        }
+    }
+    dir
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+/// A loopback address no other test of this process uses: 127.<a>.<b>.<c>.
+pub fn unique_ip() -> String {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id();
+    format!("127.{}.{}.{}", 10 + (pid % 200), (pid / 200) % 250, n)
+}
+
+/// Runs a command to completion within `timeout`, killing it (by PID) if it overruns.
+pub fn run_timeout(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
+    use std::io::Write;
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(data) = stdin {
+        let mut s = child.stdin.take().expect("stdin");
+        s.write_all(data).expect("write stdin");
+    }
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("command timed out after {timeout:?}: {cmd:?}\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A child process killed on drop.
+pub struct Guard(pub Option<Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One daemon with its own directory.
+pub struct Member {
+    pub dir: tempfile::TempDir,
+    pub conf: tempfile::TempDir,
+    pub ip: String,
+    pub daemon: Guard,
+}
+
+impl Member {
+    /// Starts a daemon and waits until it is ready.
+    pub fn start() -> Member {
+        let dir = tempfile::Builder::new().prefix("rxd-test-").tempdir().expect("tempdir");
+        let conf = tempfile::Builder::new().prefix("rxd-conf-").tempdir().expect("tempdir");
+        let mut m = Member { dir, conf, ip: unique_ip(), daemon: Guard(None) };
+        m.spawn();
+        m
+    }
+
+    pub fn lxd_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn address(&self) -> String {
+        format!("{}:8443", self.ip)
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("log");
+        let child = Command::new(bin_dir().join("lxd"))
+            .arg("--debug")
+            .env("LXD_DIR", self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn daemon");
+        self.daemon = Guard(Some(child));
+        let out = self.lxd(&["waitready", "--timeout", "20"]);
+        assert!(out.status.success(), "daemon not ready: {}\nlog:\n{}", stderr(&out), self.log());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.daemon.0.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the daemon process to exit; returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        let child = self.daemon.0.as_mut()?;
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                self.daemon.0 = None;
+                return Some(st);
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("LXD_DIR", self.dir.path()).env("LXD_CONF", self.conf.path()).env("HOME", self.conf.path());
+    }
+
+    pub fn lxd(&self, args: &[&str]) -> Output {
+        self.lxd_stdin(args, None)
+    }
+
+    pub fn lxd_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(bin_dir().join("lxd"));
+        cmd.args(args);
+        self.env(&mut cmd);
+        run_timeout(cmd, stdin.map(str::as_bytes), Duration::from_secs(30))
+    }
+
+    /// Our `lxc`, pointed at this member's socket and its own client config.
+    pub fn lxc(&self, args: &[&str]) -> Output {
+        self.client(&bin_dir().join("lxc"), args, None)
+    }
+
+    /// The stock LXD 5.0 `lxc`.
+    pub fn stock(&self, args: &[&str]) -> Output {
+        self.client(Path::new(STOCK_LXC), args, None)
+    }
+
+    pub fn client(&self, program: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+        assert!(program.exists(), "{} is missing (install the lxd-client package)", program.display());
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        self.env(&mut cmd);
+        run_timeout(cmd, stdin.map(str::as_bytes), Duration::from_secs(30))
+    }
+
+    pub fn conn(&self) -> rxd::client::Connection {
+        rxd::client::Connection::unix(self.dir.path().join("unix.socket"))
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(o: Output) -> String {
+    assert!(o.status.success(), "command failed ({:?})\nstdout: {}\nstderr: {}", o.status, stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+/// Asserts failure and returns stderr.
+#[track_caller]
+pub fn fails(o: Output) -> String {
+    assert!(!o.status.success(), "command unexpectedly succeeded\nstdout: {}", stdout(&o));
+    stderr(&o)
+}
+
+/// Both clients, for tests that run the same flow through each.
+pub fn clients() -> Vec<PathBuf> {
+    vec![bin_dir().join("lxc"), PathBuf::from(STOCK_LXC)]
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
