@@ -128,9 +128,10 @@ async fn waitready(conn: Connection, timeout: u64) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         if let Ok(r) = conn.get("/internal/ready").await
-            && r.status == 200 {
-                return Ok(());
-            }
+            && r.status == 200
+        {
+            return Ok(());
+        }
         if timeout > 0 && start.elapsed() >= Duration::from_secs(timeout) {
             anyhow::bail!("Daemon still not running after {timeout}s timeout");
         }
@@ -257,9 +258,10 @@ async fn serve(
     daemon.set_listener_control(https.clone());
     let config = daemon.local.config().await?;
     if let Some(addr) = config.get("core.https_address")
-        && let Err(e) = rxd::daemon::ListenerControl::set_https_address(&*https, Some(addr)) {
-            tracing::error!(address = %addr, error = %e, "cannot bind the HTTPS listener");
-        }
+        && let Err(e) = rxd::daemon::ListenerControl::set_https_address(&*https, Some(addr))
+    {
+        tracing::error!(address = %addr, error = %e, "cannot bind the HTTPS listener");
+    }
     tracing::info!(dir = %paths.dir.display(), "rxd daemon started");
     let server = tokio::spawn(rxd::api::http::serve_unix(daemon.clone(), listener));
 

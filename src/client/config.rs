@@ -149,9 +149,10 @@ impl ClientConfig {
     /// Splits `remote:rest` into the remote name (default if absent) and the rest.
     pub fn parse_remote<'a>(&self, arg: &'a str) -> (String, &'a str) {
         if let Some((r, rest)) = arg.split_once(':')
-            && self.remotes.contains_key(r) {
-                return (r.to_string(), rest);
-            }
+            && self.remotes.contains_key(r)
+        {
+            return (r.to_string(), rest);
+        }
         (self.default_remote.clone(), arg)
     }
 

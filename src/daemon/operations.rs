@@ -279,10 +279,12 @@ impl Operations {
             .collect();
         for op in candidates {
             let md = op.metadata();
-            if md.get("secret").and_then(|s| s.as_str()) == Some(secret) && extra(&md)
-                && self.transition(&op.id, OpStatus::Cancelled, |_| {}) {
-                    return Some(md);
-                }
+            if md.get("secret").and_then(|s| s.as_str()) == Some(secret)
+                && extra(&md)
+                && self.transition(&op.id, OpStatus::Cancelled, |_| {})
+            {
+                return Some(md);
+            }
         }
         None
     }

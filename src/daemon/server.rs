@@ -59,9 +59,10 @@ fn expand_addresses(address: &str) -> Vec<String> {
             if let Some(v4) = sa.as_sockaddr_in() {
                 out.push(format!("{}:{port}", v4.ip()));
             } else if let (true, Some(v6)) = (want_v6, sa.as_sockaddr_in6())
-                && !v6.ip().is_unicast_link_local() {
-                    out.push(format!("[{}]:{port}", v6.ip()));
-                }
+                && !v6.ip().is_unicast_link_local()
+            {
+                out.push(format!("[{}]:{port}", v6.ip()));
+            }
         }
     }
     out

@@ -191,7 +191,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             let server: rxd::api::Server = ctx.connect(&remote)?.get_json("/1.0").await?;
             print!(
                 "{}",
-                serde_yaml::to_string(&serde_json::json!({ "config": server.config }))?
+                format::yaml(&serde_json::json!({ "config": server.config }))?
             );
             Ok(())
         }
@@ -200,7 +200,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             let conn = ctx.connect(&remote)?;
             let reply = conn.get("/1.0").await?;
             let current = serde_json::json!({ "config": reply.envelope.metadata.get("config") });
-            let text = edit_text(&serde_yaml::to_string(&current)?)?;
+            let text = edit_text(&format::yaml(&current)?)?;
             let new: rxd::api::ServerPut = serde_yaml::from_str(&text)?;
             conn.request(
                 "PUT",

@@ -169,3 +169,44 @@ mod tests {
         assert_eq!(t, expected);
     }
 }
+
+/// YAML as LXD prints it (Go yaml.v2): scalars that need quoting get double quotes.
+pub fn yaml<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
+    let text = serde_yaml::to_string(value)?;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        out.push_str(&requote(line));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn requote(line: &str) -> String {
+    let Some(stripped) = line.strip_suffix('\'') else {
+        return line.to_string();
+    };
+    let start = match (stripped.rfind(": '"), stripped.rfind("- '")) {
+        (Some(a), Some(b)) => a.max(b),
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => return line.to_string(),
+    };
+    let inner = &stripped[start + 3..];
+    if inner.contains('\'') || inner.contains('"') || inner.contains('\\') {
+        return line.to_string();
+    }
+    format!("{}\"{inner}\"", &stripped[..start + 2])
+}
+
+#[cfg(test)]
+mod yaml_tests {
+    #[test]
+    fn numbers_and_empty_strings_are_double_quoted() {
+        let v =
+            serde_json::json!({"config": {"limits.cpu": "2"}, "description": "", "name": "it's"});
+        let y = super::yaml(&v).expect("yaml");
+        assert!(y.contains("limits.cpu: \"2\""), "{y}");
+        assert!(y.contains("description: \"\""), "{y}");
+        assert!(y.contains("name: it's"), "{y}");
+    }
+}

@@ -170,9 +170,10 @@ fn expand_aliases(mut args: Vec<String>) -> Vec<String> {
         || args.first().map(String::as_str) == Some("storage")
         || args.first().map(String::as_str) == Some("project"))
         && let Some(a) = args.get_mut(1)
-            && a == "remove" {
-                *a = "delete".into();
-            }
+        && a == "remove"
+    {
+        *a = "delete".into();
+    }
     args
 }
 
@@ -230,7 +231,7 @@ async fn info(ctx: Ctx, args: Info) -> anyhow::Result<()> {
     let (remote, _) = ctx.remote_of(args.remote.as_deref().unwrap_or(""));
     let conn = ctx.connect(&remote)?;
     let reply = conn.get("/1.0").await?;
-    print!("{}", serde_yaml::to_string(&reply.envelope.metadata)?);
+    print!("{}", format::yaml(&reply.envelope.metadata)?);
     Ok(())
 }
 

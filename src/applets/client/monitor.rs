@@ -138,7 +138,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         if args.format == "json" {
             println!("{}\n", serde_json::to_string(&value)?);
         } else {
-            println!("{}", serde_yaml::to_string(&value)?);
+            println!("{}", super::format::yaml(&value)?);
         }
     }
     Ok(())

@@ -101,7 +101,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
                 .connect(&remote)?
                 .get_json(&format!("/1.0/operations/{id}"))
                 .await?;
-            print!("{}", serde_yaml::to_string(&op)?);
+            print!("{}", format::yaml(&op)?);
             Ok(())
         }
         Cmd::Delete(d) => {

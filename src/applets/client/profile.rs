@@ -251,7 +251,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         Cmd::Show(n) => {
             let (remote, name) = ctx.remote_of(&n.profile);
             let p: Profile = ctx.connect(&remote)?.get_json(&url(name)).await?;
-            print!("{}", serde_yaml::to_string(&p)?);
+            print!("{}", format::yaml(&p)?);
             Ok(())
         }
         Cmd::Create(c) => {
@@ -323,7 +323,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
                 description: p.description,
                 devices: p.devices,
             };
-            let text = edit_text(&serde_yaml::to_string(&current)?)?;
+            let text = edit_text(&format::yaml(&current)?)?;
             let put: ProfilePut = serde_yaml::from_str(&text)?;
             conn.request(
                 "PUT",
@@ -411,7 +411,7 @@ async fn device(ctx: Ctx, cmd: DeviceCmd) -> anyhow::Result<()> {
         DeviceCmd::Show(l) => {
             let (remote, name) = ctx.remote_of(&l.profile);
             let p: Profile = ctx.connect(&remote)?.get_json(&url(name)).await?;
-            print!("{}", serde_yaml::to_string(&p.devices)?);
+            print!("{}", format::yaml(&p.devices)?);
             Ok(())
         }
     }

@@ -181,7 +181,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         Cmd::Show(n) => {
             let (remote, name) = ctx.remote_of(&n.project);
             let p: Project = ctx.connect(&remote)?.get_json(&url(name)).await?;
-            print!("{}", serde_yaml::to_string(&p)?);
+            print!("{}", format::yaml(&p)?);
             Ok(())
         }
         Cmd::Create(c) => {

@@ -62,7 +62,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         {
             anyhow::bail!("{err}");
         }
-        println!("{}", pretty(&md));
+        println!("{}\n", pretty(&md));
         return Ok(());
     }
     if args.raw {
@@ -72,7 +72,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     let empty =
         envelope.metadata.is_null() || envelope.metadata.as_object().is_some_and(|o| o.is_empty());
     if !empty {
-        println!("{}", pretty(&envelope.metadata));
+        println!("{}\n", pretty(&envelope.metadata));
     }
     Ok(())
 }

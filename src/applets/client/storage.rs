@@ -110,7 +110,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
                 .connect(&remote)?
                 .get_json(&format!("/1.0/storage-pools/{name}"))
                 .await?;
-            print!("{}", serde_yaml::to_string(&p)?);
+            print!("{}", format::yaml(&p)?);
             Ok(())
         }
         Cmd::Create(c) => {
