@@ -531,3 +531,38 @@ fn operations_wait_and_events_websocket() {
         assert_eq!(done.status, "Cancelled");
     });
 }
+
+#[test]
+fn logging_events_reach_listeners() {
+    use futures_util::StreamExt;
+    let m = Member::start();
+    rt().block_on(async {
+        let c = m.conn();
+        let mut ws = c
+            .websocket("/1.0/events?type=logging")
+            .await
+            .expect("events");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let _ = c.get("/1.0/profiles").await;
+            let Ok(Some(Ok(msg))) =
+                tokio::time::timeout(Duration::from_millis(200), ws.next()).await
+            else {
+                assert!(tokio::time::Instant::now() < deadline, "no logging event");
+                continue;
+            };
+            let tokio_tungstenite::tungstenite::Message::Text(t) = msg else {
+                continue;
+            };
+            let ev: rxd::api::Event = serde_json::from_str(&t).expect("json");
+            assert_eq!(ev.kind, "logging");
+            if ev.metadata["message"] == "Handling API request"
+                && ev.metadata["context"]["url"] == "/1.0/profiles"
+            {
+                assert_eq!(ev.metadata["level"], "debug");
+                assert!(ev.project.is_empty());
+                break;
+            }
+        }
+    });
+}
