@@ -266,3 +266,65 @@ fn token_made_by_one_client_is_used_by_the_other_once() {
         assert!(list.contains("tokclient"), "{list}");
     }
 }
+
+#[test]
+fn our_remote_management_and_config_edit() {
+    let server = Member::start();
+    ok(server.lxc(&["config", "set", "core.https_address", &server.address()]));
+    ok(server.lxc(&["config", "set", "core.trust_password", "sekret"]));
+    let user = Member::start();
+    let url = format!("https://{}", server.address());
+    // Without --accept-certificate the fingerprint is shown and must be confirmed.
+    let out = user.client(
+        &common::bin_dir().join("lxc"),
+        &["remote", "add", "srv", &url, "--password", "sekret"],
+        Some("n\n"),
+    );
+    let text = common::stdout(&out);
+    let fp = rxd::tls::fingerprint_pem(
+        &std::fs::read_to_string(server.lxd_dir().join("server.crt")).expect("crt"),
+    )
+    .expect("fp");
+    assert!(
+        text.contains(&format!("Certificate fingerprint: {fp}")),
+        "{text}"
+    );
+    assert!(!out.status.success());
+    let out = user.client(
+        &common::bin_dir().join("lxc"),
+        &["remote", "add", "srv", &url, "--password", "sekret"],
+        Some("y\n"),
+    );
+    ok(out);
+    assert_eq!(ok(user.lxc(&["remote", "get-default"])).trim(), "local");
+    ok(user.lxc(&["remote", "switch", "srv"]));
+    assert_eq!(ok(user.lxc(&["remote", "get-default"])).trim(), "srv");
+    assert!(
+        ok(user.lxc(&["info"])).contains("auth: trusted"),
+        "default remote is used"
+    );
+    assert!(fails(user.lxc(&["remote", "remove", "srv"])).contains("default remote"));
+    ok(user.lxc(&["remote", "rename", "srv", "main"]));
+    assert_eq!(ok(user.lxc(&["remote", "get-default"])).trim(), "main");
+    ok(user.lxc(&["remote", "switch", "local"]));
+    ok(user.lxc(&["remote", "remove", "main"]));
+    assert!(!ok(user.lxc(&["remote", "list", "--format", "csv"])).contains("main"));
+    assert!(fails(user.lxc(&["remote", "remove", "local"])).contains("static"));
+    let yaml = ok(user.lxc(&["remote", "list", "--format", "yaml"]));
+    assert!(yaml.contains("addr: unix://"), "{yaml}");
+
+    // config edit from standard input replaces the configuration.
+    ok(user.client(
+        &common::bin_dir().join("lxc"),
+        &["config", "edit"],
+        Some("config:\n  user.edited: \"1\"\n"),
+    ));
+    assert_eq!(ok(user.lxc(&["config", "get", "user.edited"])).trim(), "1");
+    let err = fails(user.client(
+        &common::bin_dir().join("lxc"),
+        &["config", "edit"],
+        Some("config:\n  nope.key: \"1\"\n"),
+    ));
+    assert!(err.contains("nope.key"), "{err}");
+    assert_eq!(ok(user.lxc(&["config", "get", "user.edited"])).trim(), "1");
+}

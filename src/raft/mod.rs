@@ -1,6 +1,48 @@
-//! The raft-rs driver for the replicated global database (Ready loop, log storage, transport,
-//! snapshots, membership). So far it holds the logging bridge raft-rs needs: raft-rs logs
-//! through `slog`, rxd through `tracing`.
+//! The raft-rs driver for the replicated global database: the durable log ([`log_store`]), the
+//! SQLite state machine ([`state_machine`]), and the Ready loop with proposals, linearizable
+//! reads, snapshots and membership changes ([`node`]). Messages travel through a [`Transport`]
+//! supplied by the caller (mutual TLS between members in the daemon, channels in tests).
+//!
+//! May call: store. Nothing here knows about HTTP or cluster members' names.
+
+pub mod log_store;
+pub mod node;
+pub mod state_machine;
+
+use raft::prelude::Message;
+
+pub use node::{Membership, RaftConfig, RaftHandle, RaftStatus, SnapshotData, start};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    #[error("not the database leader (leader: {leader})")]
+    NotLeader { leader: u64 },
+    #[error("the proposal was dropped (leadership changed); retry")]
+    Dropped,
+    #[error("another membership change is in progress")]
+    ChangeInProgress,
+    #[error("this replica is already initialised")]
+    AlreadyInitialised,
+    #[error("the raft node has stopped")]
+    Stopped,
+    #[error("invalid raft entry: {0}")]
+    Encode(String),
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+}
+
+/// Delivers raft messages to peers. Implementations batch per peer and must never block the
+/// caller (the Ready loop).
+pub trait Transport: Send + Sync + 'static {
+    /// Sends messages; failures are reported back to the node as unreachable peers.
+    fn send(&self, msgs: Vec<Message>);
+    /// Learns (or updates) the address of a peer.
+    fn set_peer(&self, id: u64, address: &str);
+}
 
 /// A slog drain forwarding raft-rs records to `tracing` under the `rxd::raft` target.
 pub struct TracingDrain;

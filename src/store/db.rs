@@ -185,10 +185,7 @@ async fn rows_from(rows: &[SqliteRow], sql: &str, pool: &SqlitePool) -> Result<R
 }
 
 /// Applies a batch inside an open transaction (shared with the replicated state machine).
-pub async fn apply_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    batch: &Batch,
-) -> Result<Vec<u64>> {
+pub async fn apply_in(conn: &mut sqlx::SqliteConnection, batch: &Batch) -> Result<Vec<u64>> {
     let mut affected = Vec::with_capacity(batch.stmts.len());
     for step in &batch.steps {
         match *step {
@@ -198,7 +195,7 @@ pub async fn apply_in(
                     .get(i)
                     .ok_or_else(|| StoreError::Guard("malformed batch".into()))?;
                 let q = bind_all(sqlx::query(&stmt.sql), &stmt.params);
-                let res = q.execute(&mut **tx).await.map_err(|e| match &e {
+                let res = q.execute(&mut *conn).await.map_err(|e| match &e {
                     sqlx::Error::Database(d) if d.is_unique_violation() => {
                         StoreError::Conflict(format!("This entry already exists ({})", d.message()))
                     }
@@ -212,7 +209,7 @@ pub async fn apply_in(
                     .get(i)
                     .ok_or_else(|| StoreError::Guard("malformed batch".into()))?;
                 let q = bind_all(sqlx::query(&g.stmt.sql), &g.stmt.params);
-                let row = q.fetch_one(&mut **tx).await?;
+                let row = q.fetch_one(&mut *conn).await?;
                 let n: i64 = row.try_get(0)?;
                 let ok = match g.expect {
                     GuardExpect::Zero => n == 0,

@@ -13,8 +13,17 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub async fn apply(pool: &SqlitePool, path: &Path, migrations: &[Migration]) -> Result<()> {
-    sqlx::raw_sql(
+pub fn apply<'a>(
+    pool: &'a SqlitePool,
+    path: &'a Path,
+    migrations: &'a [Migration],
+) -> crate::util::BoxFuture<'a, Result<()>> {
+    Box::pin(apply_inner(pool, path, migrations))
+}
+
+async fn apply_inner(pool: &SqlitePool, path: &Path, migrations: &[Migration]) -> Result<()> {
+    sqlx::Executor::execute(
+        pool,
         "CREATE TABLE IF NOT EXISTS schema (
             id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
             version INTEGER NOT NULL,
@@ -22,7 +31,6 @@ pub async fn apply(pool: &SqlitePool, path: &Path, migrations: &[Migration]) -> 
             UNIQUE (version)
         )",
     )
-    .execute(pool)
     .await?;
     let current: (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM schema")
         .fetch_one(pool)
@@ -36,9 +44,12 @@ pub async fn apply(pool: &SqlitePool, path: &Path, migrations: &[Migration]) -> 
             known,
         });
     }
-    for m in migrations.iter().filter(|m| m.version > current) {
+    for m in migrations {
+        if m.version <= current {
+            continue;
+        }
         let mut tx = pool.begin().await?;
-        sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+        sqlx::Executor::execute(&mut *tx, m.sql).await?;
         sqlx::query("INSERT INTO schema (version, updated_at) VALUES (?, ?)")
             .bind(m.version)
             .bind(crate::util::time::rfc3339(crate::util::time::now_nanos()))

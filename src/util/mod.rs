@@ -1,3 +1,8 @@
 //! Small helpers with no knowledge of the rest of rxd.
 
 pub mod time;
+
+/// A boxed, sendable future. Returned by the storage layer's async methods so that tasks
+/// holding them are provably `Send` (works around the compiler's higher-ranked lifetime limits
+/// with sqlx executors).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
