@@ -92,8 +92,12 @@ pub struct Daemon {
     pub global: GlobalDb,
     pub events: Arc<EventHub>,
     pub operations: Arc<Operations>,
-    /// This member's own certificate (`server.crt`).
+    /// This member's own certificate (`server.crt`) and its fingerprint.
     pub server_cert: KeyPairPem,
+    server_fingerprint: String,
+    /// Facts about the host probed once at start.
+    pub environment: server::StaticEnvironment,
+    config_cache: RwLock<Option<server::StoredConfig>>,
     trusted: RwLock<HashMap<String, Trusted>>,
     listeners: OnceLock<Arc<dyn ListenerControl>>,
     /// Serialises configuration changes so listener moves and database writes stay in step.
@@ -213,7 +217,10 @@ impl Daemon {
             global,
             events,
             operations,
+            server_fingerprint: tls::fingerprint_pem(&server_cert.cert)?,
             server_cert,
+            environment: server::StaticEnvironment::probe(),
+            config_cache: RwLock::new(None),
             trusted: RwLock::new(HashMap::new()),
             listeners: OnceLock::new(),
             config_lock: tokio::sync::Mutex::new(()),
@@ -264,6 +271,10 @@ impl Daemon {
     /// The certificate the HTTPS listener presents.
     pub fn identity(&self) -> KeyPairPem {
         self.server_cert.clone()
+    }
+
+    pub fn identity_fingerprint(&self) -> String {
+        self.server_fingerprint.clone()
     }
 
     pub fn begin_shutdown(&self) {

@@ -10,11 +10,14 @@ use crate::api::{self, Server, ServerEnvironment, ServerUntrusted, StorageDriver
 use crate::store::Batch;
 use crate::store::global;
 
-/// The member-local and cluster-wide configuration as stored.
+/// The member-local and cluster-wide configuration as stored, with the membership facts
+/// `GET /1.0` reports (both change only through this daemon's own writes).
 #[derive(Clone, Debug, Default)]
 pub struct StoredConfig {
     pub member: BTreeMap<String, String>,
     pub cluster: BTreeMap<String, String>,
+    pub clustered: bool,
+    pub server_name: String,
 }
 
 impl StoredConfig {
@@ -68,12 +71,76 @@ fn expand_addresses(address: &str) -> Vec<String> {
     out
 }
 
+/// What `GET /1.0` shows that never changes while the daemon runs.
+#[derive(Clone, Debug)]
+pub struct StaticEnvironment {
+    pub os_name: String,
+    pub os_version: String,
+    pub kernel: String,
+    pub kernel_architecture: String,
+    pub kernel_version: String,
+    pub architectures: Vec<String>,
+    pub api_extensions: Vec<String>,
+}
+
+impl StaticEnvironment {
+    pub fn probe() -> StaticEnvironment {
+        let uts = nix::sys::utsname::uname().ok();
+        let text = |f: Option<&std::ffi::OsStr>| {
+            f.map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let (os_name, os_version) = os_release();
+        StaticEnvironment {
+            os_name,
+            os_version,
+            kernel: uts
+                .as_ref()
+                .map(|u| text(Some(u.sysname())))
+                .unwrap_or_default(),
+            kernel_architecture: uts
+                .as_ref()
+                .map(|u| text(Some(u.machine())))
+                .unwrap_or_default(),
+            kernel_version: uts
+                .as_ref()
+                .map(|u| text(Some(u.release())))
+                .unwrap_or_default(),
+            architectures: match std::env::consts::ARCH {
+                "x86_64" => vec!["x86_64".into(), "i686".into()],
+                other => vec![other.into()],
+            },
+            api_extensions: api::extensions::API_EXTENSIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
 impl Daemon {
+    /// The stored configuration, served from memory; writes through this daemon refresh it.
     pub async fn stored_config(&self) -> Result<StoredConfig> {
-        Ok(StoredConfig {
+        if let Some(c) = self.config_cache.read().ok().and_then(|c| c.clone()) {
+            return Ok(c);
+        }
+        let fresh = StoredConfig {
             member: self.local.config().await?,
             cluster: global::config::get_all(&self.global).await?,
-        })
+            clustered: !self.local.raft_nodes().await?.is_empty(),
+            server_name: self.server_name().await?,
+        };
+        if let Ok(mut c) = self.config_cache.write() {
+            *c = Some(fresh.clone());
+        }
+        Ok(fresh)
+    }
+
+    /// Forgets the cached configuration (after any write to it).
+    pub fn invalidate_config(&self) {
+        if let Ok(mut c) = self.config_cache.write() {
+            *c = None;
+        }
     }
 
     /// The server name: the member's name once clustered, else the host name.
@@ -128,7 +195,6 @@ impl Daemon {
             .get("core.https_address")
             .map(|a| expand_addresses(a))
             .unwrap_or_default();
-        let clustered = !self.local.raft_nodes().await?.is_empty();
         let environment = ServerEnvironment {
             addresses,
             architectures: match std::env::consts::ARCH {
@@ -159,9 +225,9 @@ impl Daemon {
             os_version,
             project: "default".into(),
             server: "lxd".into(),
-            server_clustered: clustered,
+            server_clustered: stored.clustered,
             server_event_mode: "full-mesh".into(),
-            server_name: self.server_name().await?,
+            server_name: stored.server_name.clone(),
             server_pid: i64::from(std::process::id()),
             server_version: api::SERVER_VERSION.into(),
             storage: "dir".into(),
@@ -269,6 +335,7 @@ impl Daemon {
             Ok::<(), crate::store::StoreError>(())
         }
         .await;
+        self.invalidate_config();
         if let Err(e) = written {
             if let (Some(_), Some(control)) = (&new_address, self.listener_control()) {
                 let _ = control.set_https_address(old_address.as_deref());
