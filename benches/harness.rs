@@ -17,28 +17,14 @@ struct Opts {
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts {
-        lxd: PathBuf::from("/usr/bin/lxd"),
-        runs: 10,
-        seconds: 3.0,
-    };
+    let mut o = Opts { lxd: PathBuf::from("/usr/bin/lxd"), runs: 10, seconds: 3.0 };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--lxd" => o.lxd = PathBuf::from(args.get(i + 1).cloned().unwrap_or_default()),
-            "--runs" => {
-                o.runs = args
-                    .get(i + 1)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(o.runs)
-            }
-            "--seconds" => {
-                o.seconds = args
-                    .get(i + 1)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(o.seconds)
-            }
+            "--runs" => o.runs = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(o.runs),
+            "--seconds" => o.seconds = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(o.seconds),
             _ => {
                 i += 1;
                 continue;
@@ -91,10 +77,7 @@ impl Drop for Running {
 
 fn start(sys: &System) -> (Running, Duration) {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::Builder::new()
-        .prefix("rxd-bench-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = tempfile::Builder::new().prefix("rxd-bench-").tempdir().expect("tempdir");
     let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711));
     let t0 = Instant::now();
     let child = Command::new(&sys.daemon)
@@ -105,11 +88,7 @@ fn start(sys: &System) -> (Running, Duration) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn daemon");
-    let running = Running {
-        child: Some(child),
-        dir,
-        daemon: sys.daemon.clone(),
-    };
+    let running = Running { child: Some(child), dir, daemon: sys.daemon.clone() };
     let ok = Command::new(&sys.daemon)
         .args(["waitready", "--timeout", "60"])
         .env("LXD_DIR", running.dir.path())
@@ -136,10 +115,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// GET /1.0 over the unix socket, one new connection per request as LXD's client does.
 fn load(socket: &Path, clients: usize, seconds: f64) -> (f64, f64) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
@@ -255,100 +231,26 @@ fn main() {
         std::os::unix::fs::symlink(&bin, links.path().join(name)).expect("symlink");
     }
     let our_lxc = links.path().join("lxc");
-    let rxd_sys = System {
-        name: "rxd",
-        daemon: links.path().join("lxd"),
-    };
-    println!(
-        "measuring rxd ({} start runs, {} s load windows)...",
-        opts.runs, opts.seconds
-    );
+    let rxd_sys = System { name: "rxd", daemon: links.path().join("lxd") };
+    println!("measuring rxd ({} start runs, {} s load windows)...", opts.runs, opts.seconds);
     let r = measure(&rxd_sys, &opts, &our_lxc);
     let l = if opts.lxd.exists() {
         ensure_hosts_mapping();
         println!("measuring LXD at {}...", opts.lxd.display());
-        Some(measure(
-            &System {
-                name: "lxd",
-                daemon: opts.lxd.clone(),
-            },
-            &opts,
-            &our_lxc,
-        ))
+        Some(measure(&System { name: "lxd", daemon: opts.lxd.clone() }, &opts, &our_lxc))
     } else {
-        println!(
-            "{} not found: install the Debian package lxd for the comparison",
-            opts.lxd.display()
-        );
+        println!("{} not found: install the Debian package lxd for the comparison", opts.lxd.display());
         None
     };
     println!();
-    println!(
-        "| {:<44} | {:<6} | {:>10} | {:>10} | {:>8} |",
-        "figure", "unit", "rxd", "LXD 5.0.2", "ratio"
-    );
-    println!(
-        "|{}|{}|{}|{}|{}|",
-        "-".repeat(46),
-        "-".repeat(8),
-        "-".repeat(12),
-        "-".repeat(12),
-        "-".repeat(10)
-    );
-    row(
-        "daemon start to ready (median)",
-        "s",
-        r.start_ready,
-        l.as_ref().map(|l| l.start_ready),
-        true,
-    );
-    row(
-        "idle RSS, one daemon",
-        "MiB",
-        r.idle_rss_mib,
-        l.as_ref().map(|l| l.idle_rss_mib),
-        true,
-    );
-    row(
-        "GET /1.0 unix socket, 1 client",
-        "req/s",
-        r.rps1,
-        l.as_ref().map(|l| l.rps1),
-        false,
-    );
-    row(
-        "GET /1.0 unix socket, 1 client, p50",
-        "s",
-        r.p50_1,
-        l.as_ref().map(|l| l.p50_1),
-        true,
-    );
-    row(
-        "GET /1.0 unix socket, 16 clients",
-        "req/s",
-        r.rps16,
-        l.as_ref().map(|l| l.rps16),
-        false,
-    );
-    row(
-        "GET /1.0 unix socket, 16 clients, p50",
-        "s",
-        r.p50_16,
-        l.as_ref().map(|l| l.p50_16),
-        true,
-    );
-    row(
-        "`lxc info` wall time, our lxc (median)",
-        "s",
-        r.info_ours,
-        l.as_ref().map(|l| l.info_ours),
-        true,
-    );
-    row(
-        "`lxc info` wall time, stock lxc (median)",
-        "s",
-        r.info_stock,
-        l.as_ref().map(|l| l.info_stock),
-        true,
-    );
+    println!("| {:<44} | {:<6} | {:>10} | {:>10} | {:>8} |", "figure", "unit", "rxd", "LXD 5.0.2", "ratio");
+    println!("|{}|{}|{}|{}|{}|", "-".repeat(46), "-".repeat(8), "-".repeat(12), "-".repeat(12), "-".repeat(10));
+    row("daemon start to ready (median)", "s", r.start_ready, l.as_ref().map(|l| l.start_ready), true);
+    row("idle RSS, one daemon", "MiB", r.idle_rss_mib, l.as_ref().map(|l| l.idle_rss_mib), true);
+    row("GET /1.0 unix socket, 1 client", "req/s", r.rps1, l.as_ref().map(|l| l.rps1), false);
+    row("GET /1.0 unix socket, 1 client, p50", "s", r.p50_1, l.as_ref().map(|l| l.p50_1), true);
+    row("GET /1.0 unix socket, 16 clients", "req/s", r.rps16, l.as_ref().map(|l| l.rps16), false);
+    row("GET /1.0 unix socket, 16 clients, p50", "s", r.p50_16, l.as_ref().map(|l| l.p50_16), true);
+    row("`lxc info` wall time, our lxc (median)", "s", r.info_ours, l.as_ref().map(|l| l.info_ours), true);
+    row("`lxc info` wall time, stock lxc (median)", "s", r.info_stock, l.as_ref().map(|l| l.info_stock), true);
 }

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod client;
+pub mod cluster;
 pub mod daemon;
 pub mod raft;
 pub mod store;

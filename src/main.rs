@@ -8,10 +8,7 @@ use std::process::ExitCode;
 
 type Applet = fn(&str, Vec<String>) -> ExitCode;
 
-const APPLETS: &[(&str, Applet)] = &[
-    ("lxd", applets::daemon::main),
-    ("lxc", applets::client::main),
-];
+const APPLETS: &[(&str, Applet)] = &[("lxd", applets::daemon::main), ("lxc", applets::client::main)];
 
 fn usage() -> String {
     let mut s = String::from(
@@ -28,21 +25,13 @@ fn main() -> ExitCode {
     rxd::tls::install_default_provider();
     let mut args: Vec<String> = std::env::args().collect();
     let argv0 = args.first().cloned().unwrap_or_default();
-    let mut name = std::path::Path::new(&argv0)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("rxd")
-        .to_string();
+    let mut name = std::path::Path::new(&argv0).file_name().and_then(|n| n.to_str()).unwrap_or("rxd").to_string();
     if !APPLETS.iter().any(|(n, _)| *n == name) {
         args.remove(0);
         match args.first().map(String::as_str) {
             None | Some("--help") | Some("-h") | Some("help") => {
                 print!("{}", usage());
-                return if args.is_empty() {
-                    ExitCode::from(2)
-                } else {
-                    ExitCode::SUCCESS
-                };
+                return if args.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS };
             }
             Some("--version") => {
                 println!("{}", env!("CARGO_PKG_VERSION"));

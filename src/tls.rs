@@ -27,10 +27,7 @@ pub enum TlsError {
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
     #[error("failed to access {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
 }
 
 /// The process-wide provider. Installed as the default once in `main`, passed explicitly elsewhere
@@ -59,10 +56,7 @@ pub struct KeyPairPem {
 }
 
 fn io(p: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
-    move |source| TlsError::Io {
-        path: p.display().to_string(),
-        source,
-    }
+    move |source| TlsError::Io { path: p.display().to_string(), source }
 }
 
 fn hostname() -> String {
@@ -80,37 +74,22 @@ pub fn generate(kind: CertKind) -> Result<KeyPairPem, TlsError> {
     let host = hostname();
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?;
     let mut params = rcgen::CertificateParams::new(vec![host.clone()])?;
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress(IpAddr::from([127, 0, 0, 1])));
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress(IpAddr::from([
-            0u16, 0, 0, 0, 0, 0, 0, 1,
-        ])));
+    params.subject_alt_names.push(rcgen::SanType::IpAddress(IpAddr::from([127, 0, 0, 1])));
+    params.subject_alt_names.push(rcgen::SanType::IpAddress(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])));
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::OrganizationName, "linuxcontainers.org");
     dn.push(rcgen::DnType::CommonName, format!("root@{host}"));
     params.distinguished_name = dn;
     params.is_ca = rcgen::IsCa::ExplicitNoCa;
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::DigitalSignature,
-        rcgen::KeyUsagePurpose::KeyEncipherment,
-    ];
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature, rcgen::KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = match kind {
-        CertKind::Server => vec![
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        ],
+        CertKind::Server => vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth],
         CertKind::Client => vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
     };
     params.not_before = rcgen::date_time_ymd(2020, 1, 1);
     params.not_after = rcgen::date_time_ymd(2099, 12, 31);
     let cert = params.self_signed(&key)?;
-    Ok(KeyPairPem {
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    })
+    Ok(KeyPairPem { cert: cert.pem(), key: key.serialize_pem() })
 }
 
 /// Loads `<base>.crt`/`<base>.key` from `dir`, generating and writing them (key mode 0600) if absent.
@@ -133,21 +112,14 @@ pub fn write_pair(dir: &Path, base: &str, pair: &KeyPairPem) -> Result<(), TlsEr
     use std::os::unix::fs::OpenOptionsExt;
     let crt = dir.join(format!("{base}.crt"));
     let key = dir.join(format!("{base}.key"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&key)
-        .map_err(io(&key))?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&key).map_err(io(&key))?;
     f.write_all(pair.key.as_bytes()).map_err(io(&key))?;
     std::fs::write(&crt, &pair.cert).map_err(io(&crt))?;
     Ok(())
 }
 
 pub fn cert_der(pem: &str) -> Result<CertificateDer<'static>, TlsError> {
-    CertificateDer::from_pem_slice(pem.as_bytes())
-        .map_err(|e| TlsError::BadCertificate(e.to_string()))
+    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| TlsError::BadCertificate(e.to_string()))
 }
 
 pub fn key_der(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
@@ -205,12 +177,7 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -218,12 +185,7 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -267,12 +229,10 @@ impl ServerCertVerifier for PinnedServer {
     ) -> Result<ServerCertVerified, rustls::Error> {
         match &self.pin {
             ServerPin::AcceptAny => Ok(ServerCertVerified::assertion()),
-            ServerPin::Fingerprint(fp) if *fp == fingerprint_der(end_entity.as_ref()) => {
-                Ok(ServerCertVerified::assertion())
+            ServerPin::Fingerprint(fp) if *fp == fingerprint_der(end_entity.as_ref()) => Ok(ServerCertVerified::assertion()),
+            ServerPin::Fingerprint(_) => {
+                Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
             }
-            ServerPin::Fingerprint(_) => Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            )),
         }
     }
     fn verify_tls12_signature(
@@ -281,12 +241,7 @@ impl ServerCertVerifier for PinnedServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -294,34 +249,22 @@ impl ServerCertVerifier for PinnedServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
 /// A client configuration pinning the server and optionally presenting `identity`.
-pub fn client_config(
-    pin: ServerPin,
-    identity: Option<&KeyPairPem>,
-) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+pub fn client_config(pin: ServerPin, identity: Option<&KeyPairPem>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let p = provider();
     let builder = rustls::ClientConfig::builder_with_provider(p.clone())
         .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedServer { pin, provider: p }));
     let mut cfg = match identity {
-        Some(pair) => {
-            builder.with_client_auth_cert(vec![cert_der(&pair.cert)?], key_der(&pair.key)?)?
-        }
+        Some(pair) => builder.with_client_auth_cert(vec![cert_der(&pair.cert)?], key_der(&pair.key)?)?,
         None => builder.with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -338,10 +281,7 @@ mod tests {
         let fp = fingerprint_pem(&pair.cert).expect("fingerprint");
         assert_eq!(fp.len(), 64);
         let der = cert_der(&pair.cert).expect("der");
-        assert_eq!(
-            fingerprint_pem(&der_to_pem(der.as_ref())).expect("round trip"),
-            fp
-        );
+        assert_eq!(fingerprint_pem(&der_to_pem(der.as_ref())).expect("round trip"), fp);
         server_config(&pair).expect("server config");
         client_config(ServerPin::Fingerprint(fp), Some(&pair)).expect("client config");
     }
@@ -415,11 +355,7 @@ fn asn1_time(tag: u8, body: &[u8]) -> Option<i64> {
     let full = match tag {
         0x17 => {
             let yy: i64 = s.get(0..2)?.parse().ok()?;
-            format!(
-                "{}{}",
-                if yy >= 50 { 1900 + yy } else { 2000 + yy },
-                s.get(2..)?
-            )
+            format!("{}{}", if yy >= 50 { 1900 + yy } else { 2000 + yy }, s.get(2..)?)
         }
         0x18 => s.to_string(),
         _ => return None,

@@ -10,14 +10,8 @@ use rxd::client::Connection;
 use rxd::tls::ServerPin;
 
 async fn raw(conn: &Connection, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let (status, _, bytes) = conn
-        .raw(method, path, Some(body.as_bytes().to_vec()), &[])
-        .await
-        .expect("request");
-    (
-        status,
-        serde_json::from_slice(&bytes).expect("json envelope"),
-    )
+    let (status, _, bytes) = conn.raw(method, path, Some(body.as_bytes().to_vec()), &[]).await.expect("request");
+    (status, serde_json::from_slice(&bytes).expect("json envelope"))
 }
 
 fn assert_error(v: &serde_json::Value, code: u16, message: &str) {
@@ -25,10 +19,7 @@ fn assert_error(v: &serde_json::Value, code: u16, message: &str) {
     assert_eq!(v["error_code"], code, "{v}");
     assert_eq!(v["status_code"], 0);
     assert_eq!(v["metadata"], serde_json::Value::Null);
-    assert!(
-        v["error"].as_str().unwrap_or_default().contains(message),
-        "{v}"
-    );
+    assert!(v["error"].as_str().unwrap_or_default().contains(message), "{v}");
 }
 
 #[test]
@@ -37,15 +28,7 @@ fn server_info_has_lxd_fields() {
     rt().block_on(async {
         let (status, v) = raw(&m.conn(), "GET", "/1.0", "").await;
         assert_eq!(status, 200);
-        for k in [
-            "type",
-            "status",
-            "status_code",
-            "operation",
-            "error_code",
-            "error",
-            "metadata",
-        ] {
+        for k in ["type", "status", "status_code", "operation", "error_code", "error", "metadata"] {
             assert!(v.get(k).is_some(), "envelope lacks {k}");
         }
         let md = &v["metadata"];
@@ -75,42 +58,17 @@ fn errors_are_envelopes_and_change_nothing() {
         let (s, v) = raw(&c, "POST", "/1.0/profiles", "{\"name\": ").await;
         assert_eq!(s, 400);
         assert_error(&v, 400, "EOF");
-        let (s, v) = raw(
-            &c,
-            "PATCH",
-            "/1.0",
-            r#"{"config":{"user.ok":"1","bogus.key":"1"}}"#,
-        )
-        .await;
+        let (s, v) = raw(&c, "PATCH", "/1.0", r#"{"config":{"user.ok":"1","bogus.key":"1"}}"#).await;
         assert_eq!(s, 400);
         assert_error(&v, 400, "cannot set 'bogus.key' to '1': unknown key");
-        let (s, v) = raw(
-            &c,
-            "PATCH",
-            "/1.0",
-            r#"{"config":{"cluster.offline_threshold":"10"}}"#,
-        )
-        .await;
+        let (s, v) = raw(&c, "PATCH", "/1.0", r#"{"config":{"cluster.offline_threshold":"10"}}"#).await;
         assert_eq!(s, 400);
         assert_error(&v, 400, "Value must be greater than '10'");
         let (_, info) = raw(&c, "GET", "/1.0", "").await;
-        assert_eq!(
-            info["metadata"]["config"],
-            serde_json::json!({}),
-            "a refused change must change nothing"
-        );
+        assert_eq!(info["metadata"]["config"], serde_json::json!({}), "a refused change must change nothing");
         let (_, profiles) = raw(&c, "GET", "/1.0/profiles", "").await;
-        assert_eq!(
-            profiles["metadata"],
-            serde_json::json!(["/1.0/profiles/default"])
-        );
-        let (s, v) = raw(
-            &c,
-            "GET",
-            "/1.0/operations/00000000-0000-0000-0000-000000000000",
-            "",
-        )
-        .await;
+        assert_eq!(profiles["metadata"], serde_json::json!(["/1.0/profiles/default"]));
+        let (s, v) = raw(&c, "GET", "/1.0/operations/00000000-0000-0000-0000-000000000000", "").await;
         assert_eq!(s, 404);
         assert_error(&v, 404, "Operation not found");
     });
@@ -121,13 +79,7 @@ fn trust_password_is_stored_hashed_and_shown_as_true() {
     let m = Member::start();
     rt().block_on(async {
         let c = m.conn();
-        let (s, _) = raw(
-            &c,
-            "PATCH",
-            "/1.0",
-            r#"{"config":{"core.trust_password":"sekret-pw"}}"#,
-        )
-        .await;
+        let (s, _) = raw(&c, "PATCH", "/1.0", r#"{"config":{"core.trust_password":"sekret-pw"}}"#).await;
         assert_eq!(s, 200);
         let (_, v) = raw(&c, "GET", "/1.0", "").await;
         assert_eq!(v["metadata"]["config"]["core.trust_password"], true);
@@ -136,10 +88,7 @@ fn trust_password_is_stored_hashed_and_shown_as_true() {
     let wal = std::fs::read(m.lxd_dir().join("database/global/state.db-wal")).unwrap_or_default();
     let needle = b"sekret-pw";
     let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
-    assert!(
-        !contains(&bytes) && !contains(&wal),
-        "the trust password reached the disk in clear"
-    );
+    assert!(!contains(&bytes) && !contains(&wal), "the trust password reached the disk in clear");
 }
 
 #[test]
@@ -147,78 +96,40 @@ fn profiles_crud_with_etag() {
     let m = Member::start();
     rt().block_on(async {
         let c = m.conn();
-        let (s, v) = raw(
-            &c,
-            "POST",
-            "/1.0/profiles",
-            r#"{"name":"web","config":{"limits.cpu":"2"},"description":"d"}"#,
-        )
-        .await;
+        let (s, v) = raw(&c, "POST", "/1.0/profiles", r#"{"name":"web","config":{"limits.cpu":"2"},"description":"d"}"#).await;
         assert_eq!(s, 201, "{v}");
         let (s, v) = raw(&c, "POST", "/1.0/profiles", r#"{"name":"web"}"#).await;
         assert_eq!(s, 409, "{v}");
-        let (s, v) = raw(
-            &c,
-            "POST",
-            "/1.0/profiles",
-            r#"{"name":"bad","config":{"nonsense":"1"}}"#,
-        )
-        .await;
+        let (s, v) = raw(&c, "POST", "/1.0/profiles", r#"{"name":"bad","config":{"nonsense":"1"}}"#).await;
         assert_eq!(s, 400, "{v}");
-        let (s, v) = raw(
-            &c,
-            "POST",
-            "/1.0/profiles",
-            r#"{"name":"bad","devices":{"root":{"type":"disk","path":"/","pool":"missing"}}}"#,
-        )
-        .await;
+        let (s, v) =
+            raw(&c, "POST", "/1.0/profiles", r#"{"name":"bad","devices":{"root":{"type":"disk","path":"/","pool":"missing"}}}"#)
+                .await;
         assert_eq!(s, 400, "{v}");
         let reply = c.get("/1.0/profiles/web").await.expect("get");
         let etag = reply.etag().expect("etag");
         let bad = c
-            .raw(
-                "PUT",
-                "/1.0/profiles/web",
-                Some(br#"{"config":{}}"#.to_vec()),
-                &[("If-Match", "\"0000\"".into())],
-            )
+            .raw("PUT", "/1.0/profiles/web", Some(br#"{"config":{}}"#.to_vec()), &[("If-Match", "\"0000\"".into())])
             .await
             .expect("put");
         assert_eq!(bad.0, 412);
         let v: serde_json::Value = serde_json::from_slice(&bad.2).expect("json");
         assert_error(&v, 412, &format!("ETag doesn't match: {etag} vs 0000"));
-        let body =
-            serde_json::json!({"config": {"limits.cpu": "4"}, "description": "e", "devices": {}});
-        c.request("PUT", "/1.0/profiles/web", Some(&body), Some(&etag))
+        let body = serde_json::json!({"config": {"limits.cpu": "4"}, "description": "e", "devices": {}});
+        c.request("PUT", "/1.0/profiles/web", Some(&body), Some(&etag)).await.expect("put with etag");
+        c.request("PATCH", "/1.0/profiles/web", Some(&serde_json::json!({"config": {"user.x": "1"}})), None)
             .await
-            .expect("put with etag");
-        c.request(
-            "PATCH",
-            "/1.0/profiles/web",
-            Some(&serde_json::json!({"config": {"user.x": "1"}})),
-            None,
-        )
-        .await
-        .expect("patch");
+            .expect("patch");
         let p: rxd::api::Profile = c.get_json("/1.0/profiles/web").await.expect("get");
         assert_eq!(p.config.get("limits.cpu").map(String::as_str), Some("4"));
         assert_eq!(p.config.get("user.x").map(String::as_str), Some("1"));
         assert_eq!(p.description, "e");
-        c.request(
-            "POST",
-            "/1.0/profiles/web",
-            Some(&serde_json::json!({"name": "www"})),
-            None,
-        )
-        .await
-        .expect("rename");
+        c.request("POST", "/1.0/profiles/web", Some(&serde_json::json!({"name": "www"})), None).await.expect("rename");
         let (s, _) = raw(&c, "GET", "/1.0/profiles/web", "").await;
         assert_eq!(s, 404);
         let (s, v) = raw(&c, "DELETE", "/1.0/profiles/default", "").await;
         assert_eq!(s, 403, "{v}");
-        c.request("DELETE", "/1.0/profiles/www", None, None)
-            .await
-            .expect("delete");
+        c.request("DELETE", "/1.0/profiles/www", None, None).await.expect("delete");
         let (_, list) = raw(&c, "GET", "/1.0/profiles?recursion=1", "").await;
         assert_eq!(list["metadata"].as_array().map(Vec::len), Some(1));
     });
@@ -229,69 +140,28 @@ fn projects_and_storage_pools() {
     let m = Member::start();
     rt().block_on(async {
         let c = m.conn();
-        let p: rxd::api::Project = c
-            .get_json("/1.0/projects/default")
-            .await
-            .expect("default project");
-        assert_eq!(
-            p.config.get("features.profiles").map(String::as_str),
-            Some("true")
-        );
-        c.request(
-            "POST",
-            "/1.0/projects",
-            Some(&serde_json::json!({"name": "p1"})),
-            None,
-        )
-        .await
-        .expect("create project");
-        let profiles: Vec<String> = c
-            .get_json("/1.0/profiles?project=p1")
-            .await
-            .expect("profiles of p1");
-        assert_eq!(
-            profiles,
-            vec!["/1.0/profiles/default?project=p1".to_string()]
-        );
-        c.request("DELETE", "/1.0/projects/p1", None, None)
-            .await
-            .expect("delete project");
+        let p: rxd::api::Project = c.get_json("/1.0/projects/default").await.expect("default project");
+        assert_eq!(p.config.get("features.profiles").map(String::as_str), Some("true"));
+        c.request("POST", "/1.0/projects", Some(&serde_json::json!({"name": "p1"})), None).await.expect("create project");
+        let profiles: Vec<String> = c.get_json("/1.0/profiles?project=p1").await.expect("profiles of p1");
+        assert_eq!(profiles, vec!["/1.0/profiles/default?project=p1".to_string()]);
+        c.request("DELETE", "/1.0/projects/p1", None, None).await.expect("delete project");
         let (s, _) = raw(&c, "DELETE", "/1.0/projects/default", "").await;
         assert_eq!(s, 403);
 
-        let (s, v) = raw(
-            &c,
-            "POST",
-            "/1.0/storage-pools",
-            r#"{"name":"p","driver":"dir","config":{"source":"/nonexistent/x"}}"#,
-        )
-        .await;
+        let (s, v) =
+            raw(&c, "POST", "/1.0/storage-pools", r#"{"name":"p","driver":"dir","config":{"source":"/nonexistent/x"}}"#).await;
         assert_eq!(s, 400, "{v}");
-        let (s, _) = raw(
-            &c,
-            "POST",
-            "/1.0/storage-pools",
-            r#"{"name":"p","driver":"zfs"}"#,
-        )
-        .await;
+        let (s, _) = raw(&c, "POST", "/1.0/storage-pools", r#"{"name":"p","driver":"zfs"}"#).await;
         assert_eq!(s, 400);
-        let (s, v) = raw(
-            &c,
-            "POST",
-            "/1.0/storage-pools",
-            r#"{"name":"p","driver":"dir"}"#,
-        )
-        .await;
+        let (s, v) = raw(&c, "POST", "/1.0/storage-pools", r#"{"name":"p","driver":"dir"}"#).await;
         assert_eq!(s, 201, "{v}");
         let pool: rxd::api::StoragePool = c.get_json("/1.0/storage-pools/p").await.expect("pool");
         assert_eq!(pool.status, "Created");
         let source = pool.config.get("source").cloned().expect("source");
         assert!(std::path::Path::new(&source).join("containers").is_dir());
-        let dev =
-            serde_json::json!({"devices": {"root": {"type": "disk", "path": "/", "pool": "p"}}});
-        c.request("PATCH", "/1.0/profiles/default", Some(&dev), None)
-            .await
-            .expect("root disk");
+        let dev = serde_json::json!({"devices": {"root": {"type": "disk", "path": "/", "pool": "p"}}});
+        c.request("PATCH", "/1.0/profiles/default", Some(&dev), None).await.expect("root disk");
         let (s, v) = raw(&c, "DELETE", "/1.0/storage-pools/p", "").await;
         assert_eq!(s, 400, "in use: {v}");
     });
@@ -306,60 +176,24 @@ fn https_listener_follows_core_https_address() {
         let c = m.conn();
         let probe = |a: String| async move {
             let conn = Connection::https(&a, ServerPin::AcceptAny, None).expect("conn");
-            conn.get_json::<serde_json::Value>("/1.0")
-                .await
-                .map(|v| v["auth"].clone())
+            conn.get_json::<serde_json::Value>("/1.0").await.map(|v| v["auth"].clone())
         };
-        assert!(
-            probe(addr1.clone()).await.is_err(),
-            "nothing listens before configuration"
-        );
-        c.request(
-            "PATCH",
-            "/1.0",
-            Some(&serde_json::json!({"config": {"core.https_address": addr1}})),
-            None,
-        )
-        .await
-        .expect("set");
+        assert!(probe(addr1.clone()).await.is_err(), "nothing listens before configuration");
+        c.request("PATCH", "/1.0", Some(&serde_json::json!({"config": {"core.https_address": addr1}})), None).await.expect("set");
         assert_eq!(probe(addr1.clone()).await.expect("listening"), "untrusted");
-        c.request(
-            "PATCH",
-            "/1.0",
-            Some(&serde_json::json!({"config": {"core.https_address": addr2}})),
-            None,
-        )
-        .await
-        .expect("move");
+        c.request("PATCH", "/1.0", Some(&serde_json::json!({"config": {"core.https_address": addr2}})), None)
+            .await
+            .expect("move");
         assert_eq!(probe(addr2.clone()).await.expect("moved"), "untrusted");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(probe(addr1.clone()).await.is_err(), "old address closed");
         // An address that cannot be bound is refused and changes nothing.
-        let (s, v) = raw(
-            &c,
-            "PATCH",
-            "/1.0",
-            r#"{"config":{"core.https_address":"192.0.2.1:8443"}}"#,
-        )
-        .await;
+        let (s, v) = raw(&c, "PATCH", "/1.0", r#"{"config":{"core.https_address":"192.0.2.1:8443"}}"#).await;
         assert_eq!(s, 400, "{v}");
         let (_, info) = raw(&c, "GET", "/1.0", "").await;
-        assert_eq!(
-            info["metadata"]["config"]["core.https_address"],
-            addr2.as_str()
-        );
-        assert_eq!(
-            probe(addr2.clone()).await.expect("still listening"),
-            "untrusted"
-        );
-        c.request(
-            "PUT",
-            "/1.0",
-            Some(&serde_json::json!({"config": {}})),
-            None,
-        )
-        .await
-        .expect("unset");
+        assert_eq!(info["metadata"]["config"]["core.https_address"], addr2.as_str());
+        assert_eq!(probe(addr2.clone()).await.expect("still listening"), "untrusted");
+        c.request("PUT", "/1.0", Some(&serde_json::json!({"config": {}})), None).await.expect("unset");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(probe(addr2).await.is_err(), "closed after unset");
     });
@@ -391,7 +225,12 @@ fn untrusted_clients_see_little_and_authenticate_with_password_or_single_use_tok
 
         // A token is created as a running token operation and works exactly once.
         let reply = c
-            .request("POST", "/1.0/certificates", Some(&serde_json::json!({"name": "tok", "type": "client", "token": true})), None)
+            .request(
+                "POST",
+                "/1.0/certificates",
+                Some(&serde_json::json!({"name": "tok", "type": "client", "token": true})),
+                None,
+            )
             .await
             .expect("token");
         assert_eq!(reply.status, 202);
@@ -419,7 +258,12 @@ fn untrusted_clients_see_little_and_authenticate_with_password_or_single_use_tok
 
         // A revoked token is refused.
         let reply = c
-            .request("POST", "/1.0/certificates", Some(&serde_json::json!({"name": "tok2", "type": "client", "token": true})), None)
+            .request(
+                "POST",
+                "/1.0/certificates",
+                Some(&serde_json::json!({"name": "tok2", "type": "client", "token": true})),
+                None,
+            )
             .await
             .expect("token");
         let op: rxd::api::Operation = serde_json::from_value(reply.envelope.metadata).expect("op");
@@ -445,35 +289,15 @@ fn operations_wait_and_events_websocket() {
     let addr = m.address();
     rt().block_on(async {
         let c = m.conn();
-        c.request(
-            "PATCH",
-            "/1.0",
-            Some(&serde_json::json!({"config": {"core.https_address": addr}})),
-            None,
-        )
-        .await
-        .expect("addr");
-        let mut ws = c
-            .websocket("/1.0/events?type=lifecycle,operation")
-            .await
-            .expect("events");
+        c.request("PATCH", "/1.0", Some(&serde_json::json!({"config": {"core.https_address": addr}})), None).await.expect("addr");
+        let mut ws = c.websocket("/1.0/events?type=lifecycle,operation").await.expect("events");
         let (s, _) = raw(&c, "GET", "/1.0/events?type=bogus", "").await;
         assert_eq!(s, 400);
-        c.request(
-            "PATCH",
-            "/1.0/profiles/default",
-            Some(&serde_json::json!({"config": {"user.e": "1"}})),
-            None,
-        )
-        .await
-        .expect("patch");
+        c.request("PATCH", "/1.0/profiles/default", Some(&serde_json::json!({"config": {"user.e": "1"}})), None)
+            .await
+            .expect("patch");
         let reply = c
-            .request(
-                "POST",
-                "/1.0/certificates",
-                Some(&serde_json::json!({"name": "w", "type": "client", "token": true})),
-                None,
-            )
+            .request("POST", "/1.0/certificates", Some(&serde_json::json!({"name": "w", "type": "client", "token": true})), None)
             .await
             .expect("token");
         let op: rxd::api::Operation = serde_json::from_value(reply.envelope.metadata).expect("op");
@@ -481,11 +305,7 @@ fn operations_wait_and_events_websocket() {
         let mut seen_operation = false;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !(seen_lifecycle && seen_operation) {
-            let msg = tokio::time::timeout_at(deadline, ws.next())
-                .await
-                .expect("event in time")
-                .expect("open")
-                .expect("frame");
+            let msg = tokio::time::timeout_at(deadline, ws.next()).await.expect("event in time").expect("open").expect("frame");
             let tokio_tungstenite::tungstenite::Message::Text(t) = msg else {
                 continue;
             };
@@ -500,34 +320,17 @@ fn operations_wait_and_events_websocket() {
         }
         let list: serde_json::Value = c.get_json("/1.0/operations").await.expect("list");
         let url = format!("/1.0/operations/{}", op.id);
-        assert!(
-            list["running"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|u| u.as_str() == Some(url.as_str()))),
-            "{list}"
-        );
+        assert!(list["running"].as_array().is_some_and(|a| a.iter().any(|u| u.as_str() == Some(url.as_str()))), "{list}");
         let start = std::time::Instant::now();
-        let waited: rxd::api::Operation = c
-            .get_json(&format!("/1.0/operations/{}/wait?timeout=1", op.id))
-            .await
-            .expect("wait");
+        let waited: rxd::api::Operation = c.get_json(&format!("/1.0/operations/{}/wait?timeout=1", op.id)).await.expect("wait");
         assert_eq!(waited.status_code, 103);
         assert!(start.elapsed() >= Duration::from_millis(900));
         let c2 = c.clone();
         let id = op.id.clone();
-        let waiter = tokio::spawn(async move {
-            c2.get_json::<rxd::api::Operation>(&format!("/1.0/operations/{id}/wait"))
-                .await
-        });
+        let waiter = tokio::spawn(async move { c2.get_json::<rxd::api::Operation>(&format!("/1.0/operations/{id}/wait")).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
-        c.request("DELETE", &format!("/1.0/operations/{}", op.id), None, None)
-            .await
-            .expect("cancel");
-        let done = tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .expect("wait returns")
-            .expect("join")
-            .expect("op");
+        c.request("DELETE", &format!("/1.0/operations/{}", op.id), None, None).await.expect("cancel");
+        let done = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("wait returns").expect("join").expect("op");
         assert_eq!(done.status, "Cancelled");
     });
 }
@@ -538,16 +341,11 @@ fn logging_events_reach_listeners() {
     let m = Member::start();
     rt().block_on(async {
         let c = m.conn();
-        let mut ws = c
-            .websocket("/1.0/events?type=logging")
-            .await
-            .expect("events");
+        let mut ws = c.websocket("/1.0/events?type=logging").await.expect("events");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             let _ = c.get("/1.0/profiles").await;
-            let Ok(Some(Ok(msg))) =
-                tokio::time::timeout(Duration::from_millis(200), ws.next()).await
-            else {
+            let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_millis(200), ws.next()).await else {
                 assert!(tokio::time::Instant::now() < deadline, "no logging event");
                 continue;
             };
@@ -556,9 +354,7 @@ fn logging_events_reach_listeners() {
             };
             let ev: rxd::api::Event = serde_json::from_str(&t).expect("json");
             assert_eq!(ev.kind, "logging");
-            if ev.metadata["message"] == "Handling API request"
-                && ev.metadata["context"]["url"] == "/1.0/profiles"
-            {
+            if ev.metadata["message"] == "Handling API request" && ev.metadata["context"]["url"] == "/1.0/profiles" {
                 assert_eq!(ev.metadata["level"], "debug");
                 assert!(ev.project.is_empty());
                 break;

@@ -18,30 +18,18 @@ fn server_config_over_the_unix_socket() {
     for client in clients() {
         let m = Member::start();
         let run = |args: &[&str]| m.client(&client, args, None);
-        assert!(
-            ok(run(&["info"])).contains("auth: trusted"),
-            "{}",
-            name(&client)
-        );
+        assert!(ok(run(&["info"])).contains("auth: trusted"), "{}", name(&client));
         ok(run(&["config", "set", "user.k", "v1"]));
         ok(run(&["config", "set", "images.auto_update_interval=12"]));
         assert_eq!(ok(run(&["config", "get", "user.k"])).trim(), "v1");
-        assert_eq!(
-            ok(run(&["config", "get", "images.auto_update_interval"])).trim(),
-            "12"
-        );
+        assert_eq!(ok(run(&["config", "get", "images.auto_update_interval"])).trim(), "12");
         let err = fails(run(&["config", "set", "bogus.key", "1"]));
-        assert!(
-            err.contains("cannot set 'bogus.key' to '1': unknown key"),
-            "{}: {err}",
-            name(&client)
-        );
+        assert!(err.contains("cannot set 'bogus.key' to '1': unknown key"), "{}: {err}", name(&client));
         ok(run(&["config", "unset", "user.k"]));
         assert_eq!(ok(run(&["config", "get", "user.k"])).trim(), "");
         let show = ok(run(&["config", "show"]));
         assert!(
-            show.contains("images.auto_update_interval: \"12\"")
-                || show.contains("images.auto_update_interval: '12'"),
+            show.contains("images.auto_update_interval: \"12\"") || show.contains("images.auto_update_interval: '12'"),
             "{show}"
         );
         let v = ok(run(&["version"]));
@@ -58,33 +46,14 @@ fn profiles_through_each_client() {
         ok(run(&["profile", "create", "web"]));
         ok(run(&["profile", "set", "web", "limits.cpu", "2"]));
         ok(run(&["profile", "set", "web", "user.a=1"]));
-        assert_eq!(
-            ok(run(&["profile", "get", "web", "limits.cpu"])).trim(),
-            "2"
-        );
-        ok(run(&[
-            "profile",
-            "device",
-            "add",
-            "web",
-            "root",
-            "disk",
-            "path=/",
-            "pool=default",
-        ]));
+        assert_eq!(ok(run(&["profile", "get", "web", "limits.cpu"])).trim(), "2");
+        ok(run(&["profile", "device", "add", "web", "root", "disk", "path=/", "pool=default"]));
         let show = ok(run(&["profile", "show", "web"]));
-        assert!(
-            show.contains("limits.cpu: \"2\"") && show.contains("pool: default"),
-            "{}: {show}",
-            name(&client)
-        );
+        assert!(show.contains("limits.cpu: \"2\"") && show.contains("pool: default"), "{}: {show}", name(&client));
         let yaml = "config:\n  user.edited: \"yes\"\ndescription: edited\ndevices: {}\n";
         ok(m.client(&client, &["profile", "edit", "web"], Some(yaml)));
         let show = ok(run(&["profile", "show", "web"]));
-        assert!(
-            show.contains("description: edited") && !show.contains("limits.cpu"),
-            "{show}"
-        );
+        assert!(show.contains("description: edited") && !show.contains("limits.cpu"), "{show}");
         ok(run(&["profile", "unset", "web", "user.edited"]));
         let list = ok(run(&["profile", "list", "--format", "csv"]));
         assert!(list.contains("web,edited,0"), "{}: {list}", name(&client));
@@ -100,24 +69,9 @@ fn query_and_operations() {
         let m = Member::start();
         let run = |args: &[&str]| m.client(&client, args, None);
         let out = ok(run(&["query", "/1.0/profiles"]));
-        assert_eq!(
-            out,
-            "[\n\t\"/1.0/profiles/default\"\n]\n\n",
-            "{}",
-            name(&client)
-        );
-        ok(run(&[
-            "query",
-            "-X",
-            "PATCH",
-            "-d",
-            "{\"config\":{\"user.q\":\"1\"}}",
-            "/1.0/profiles/default",
-        ]));
-        assert_eq!(
-            ok(run(&["profile", "get", "default", "user.q"])).trim(),
-            "1"
-        );
+        assert_eq!(out, "[\n\t\"/1.0/profiles/default\"\n]\n\n", "{}", name(&client));
+        ok(run(&["query", "-X", "PATCH", "-d", "{\"config\":{\"user.q\":\"1\"}}", "/1.0/profiles/default"]));
+        assert_eq!(ok(run(&["profile", "get", "default", "user.q"])).trim(), "1");
         let raw = ok(run(&["query", "--raw", "/1.0"]));
         assert!(raw.contains("\"type\": \"sync\""), "{raw}");
         let err = fails(run(&["query", "/1.0/nope"]));
@@ -134,10 +88,7 @@ fn wait_for_output(file: &Path, needle: &str, mut poke: impl FnMut()) -> String 
         if text.contains(needle) {
             return text;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no '{needle}' in monitor output:\n{text}"
-        );
+        assert!(start.elapsed() < Duration::from_secs(15), "no '{needle}' in monitor output:\n{text}");
         poke();
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -163,10 +114,7 @@ fn monitor_shows_lifecycle_events() {
             i += 1;
             let _ = m.lxc(&["profile", "set", "default", "user.mon", &i.to_string()]);
         });
-        let line = text
-            .lines()
-            .find(|l| l.contains("profile-updated"))
-            .unwrap_or_default();
+        let line = text.lines().find(|l| l.contains("profile-updated")).unwrap_or_default();
         let ev: serde_json::Value = serde_json::from_str(line).expect("json event");
         assert_eq!(ev["type"], "lifecycle");
         assert_eq!(ev["metadata"]["source"], "/1.0/profiles/default");
@@ -183,58 +131,18 @@ fn https_remote_with_trust_password() {
         let user = Member::start();
         let run = |args: &[&str]| user.client(&client, args, None);
         let url = format!("https://{}", server.address());
-        let err = fails(run(&[
-            "remote",
-            "add",
-            "bad",
-            &url,
-            "--password",
-            "wrong",
-            "--accept-certificate",
-        ]));
-        assert!(
-            err.contains("not authorized") || err.contains("403"),
-            "{}: {err}",
-            name(&client)
-        );
-        let out = ok(run(&[
-            "remote",
-            "add",
-            "srv",
-            &url,
-            "--password",
-            "sekret",
-            "--accept-certificate",
-        ]));
-        assert!(
-            out.contains("Client certificate now trusted by server: srv"),
-            "{out}"
-        );
+        let err = fails(run(&["remote", "add", "bad", &url, "--password", "wrong", "--accept-certificate"]));
+        assert!(err.contains("not authorized") || err.contains("403"), "{}: {err}", name(&client));
+        let out = ok(run(&["remote", "add", "srv", &url, "--password", "sekret", "--accept-certificate"]));
+        assert!(out.contains("Client certificate now trusted by server: srv"), "{out}");
         assert!(ok(run(&["info", "srv:"])).contains("auth: trusted"));
         assert!(ok(run(&["remote", "list", "--format", "csv"])).contains(&url));
-        ok(run(&[
-            "profile",
-            "set",
-            "srv:default",
-            "user.remote",
-            "yes",
-        ]));
-        assert_eq!(
-            ok(server.lxc(&["profile", "get", "default", "user.remote"])).trim(),
-            "yes"
-        );
-        assert_eq!(
-            ok(run(&["config", "get", "srv:", "core.https_address"])).trim(),
-            server.address()
-        );
-        let pem = std::fs::read_to_string(user.conf.path().join("servercerts/srv.crt"))
-            .expect("pinned certificate");
-        let served =
-            std::fs::read_to_string(server.lxd_dir().join("server.crt")).expect("server.crt");
-        assert_eq!(
-            rxd::tls::fingerprint_pem(&pem).ok(),
-            rxd::tls::fingerprint_pem(&served).ok()
-        );
+        ok(run(&["profile", "set", "srv:default", "user.remote", "yes"]));
+        assert_eq!(ok(server.lxc(&["profile", "get", "default", "user.remote"])).trim(), "yes");
+        assert_eq!(ok(run(&["config", "get", "srv:", "core.https_address"])).trim(), server.address());
+        let pem = std::fs::read_to_string(user.conf.path().join("servercerts/srv.crt")).expect("pinned certificate");
+        let served = std::fs::read_to_string(server.lxd_dir().join("server.crt")).expect("server.crt");
+        assert_eq!(rxd::tls::fingerprint_pem(&pem).ok(), rxd::tls::fingerprint_pem(&served).ok());
     }
 }
 
@@ -244,24 +152,14 @@ fn token_made_by_one_client_is_used_by_the_other_once() {
     for (issuer, user_client) in [(&lxc[0], &lxc[1]), (&lxc[1], &lxc[0])] {
         let server = Member::start();
         ok(server.lxc(&["config", "set", "core.https_address", &server.address()]));
-        let out = ok(server.client(
-            issuer,
-            &["config", "trust", "add", "--name", "tokclient"],
-            None,
-        ));
+        let out = ok(server.client(issuer, &["config", "trust", "add", "--name", "tokclient"], None));
         let token = out.lines().last().unwrap_or_default().trim().to_string();
         assert!(out.contains("certificate add token"), "{out}");
         let user = Member::start();
         ok(user.client(user_client, &["remote", "add", "tok", &token], None));
         assert!(ok(user.client(user_client, &["info", "tok:"], None)).contains("auth: trusted"));
         let other = Member::start();
-        assert!(
-            !other
-                .client(user_client, &["remote", "add", "tok", &token], None)
-                .status
-                .success(),
-            "token reused"
-        );
+        assert!(!other.client(user_client, &["remote", "add", "tok", &token], None).status.success(), "token reused");
         let list = ok(server.lxc(&["config", "trust", "list", "--format", "csv"]));
         assert!(list.contains("tokclient"), "{list}");
     }
@@ -275,34 +173,17 @@ fn our_remote_management_and_config_edit() {
     let user = Member::start();
     let url = format!("https://{}", server.address());
     // Without --accept-certificate the fingerprint is shown and must be confirmed.
-    let out = user.client(
-        &common::bin_dir().join("lxc"),
-        &["remote", "add", "srv", &url, "--password", "sekret"],
-        Some("n\n"),
-    );
+    let out = user.client(&common::bin_dir().join("lxc"), &["remote", "add", "srv", &url, "--password", "sekret"], Some("n\n"));
     let text = common::stdout(&out);
-    let fp = rxd::tls::fingerprint_pem(
-        &std::fs::read_to_string(server.lxd_dir().join("server.crt")).expect("crt"),
-    )
-    .expect("fp");
-    assert!(
-        text.contains(&format!("Certificate fingerprint: {fp}")),
-        "{text}"
-    );
+    let fp = rxd::tls::fingerprint_pem(&std::fs::read_to_string(server.lxd_dir().join("server.crt")).expect("crt")).expect("fp");
+    assert!(text.contains(&format!("Certificate fingerprint: {fp}")), "{text}");
     assert!(!out.status.success());
-    let out = user.client(
-        &common::bin_dir().join("lxc"),
-        &["remote", "add", "srv", &url, "--password", "sekret"],
-        Some("y\n"),
-    );
+    let out = user.client(&common::bin_dir().join("lxc"), &["remote", "add", "srv", &url, "--password", "sekret"], Some("y\n"));
     ok(out);
     assert_eq!(ok(user.lxc(&["remote", "get-default"])).trim(), "local");
     ok(user.lxc(&["remote", "switch", "srv"]));
     assert_eq!(ok(user.lxc(&["remote", "get-default"])).trim(), "srv");
-    assert!(
-        ok(user.lxc(&["info"])).contains("auth: trusted"),
-        "default remote is used"
-    );
+    assert!(ok(user.lxc(&["info"])).contains("auth: trusted"), "default remote is used");
     assert!(fails(user.lxc(&["remote", "remove", "srv"])).contains("default remote"));
     ok(user.lxc(&["remote", "rename", "srv", "main"]));
     assert_eq!(ok(user.lxc(&["remote", "get-default"])).trim(), "main");
@@ -314,17 +195,9 @@ fn our_remote_management_and_config_edit() {
     assert!(yaml.contains("addr: unix://"), "{yaml}");
 
     // config edit from standard input replaces the configuration.
-    ok(user.client(
-        &common::bin_dir().join("lxc"),
-        &["config", "edit"],
-        Some("config:\n  user.edited: \"1\"\n"),
-    ));
+    ok(user.client(&common::bin_dir().join("lxc"), &["config", "edit"], Some("config:\n  user.edited: \"1\"\n")));
     assert_eq!(ok(user.lxc(&["config", "get", "user.edited"])).trim(), "1");
-    let err = fails(user.client(
-        &common::bin_dir().join("lxc"),
-        &["config", "edit"],
-        Some("config:\n  nope.key: \"1\"\n"),
-    ));
+    let err = fails(user.client(&common::bin_dir().join("lxc"), &["config", "edit"], Some("config:\n  nope.key: \"1\"\n")));
     assert!(err.contains("nope.key"), "{err}");
     assert_eq!(ok(user.lxc(&["config", "get", "user.edited"])).trim(), "1");
 }

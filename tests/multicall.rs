@@ -24,11 +24,7 @@ fn help_lists_the_applets() {
 fn unknown_applet_is_exit_status_2() {
     let out = rxd(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("unknown applet \"frobnicate\""),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("unknown applet \"frobnicate\""), "{}", stderr(&out));
     assert_eq!(rxd(&[]).status.code(), Some(2));
 }
 
@@ -38,15 +34,8 @@ fn first_argument_and_symlink_pick_the_same_applet() {
     let mut cmd = Command::new(bin_dir().join("lxc"));
     cmd.arg("version").env("LXD_DIR", "/nonexistent");
     let via_link = run_timeout(cmd, None, std::time::Duration::from_secs(10));
-    assert!(
-        stdout(&via_arg).starts_with("Client version: "),
-        "{}",
-        stdout(&via_arg)
-    );
-    assert_eq!(
-        stdout(&via_arg).lines().next(),
-        stdout(&via_link).lines().next()
-    );
+    assert!(stdout(&via_arg).starts_with("Client version: "), "{}", stdout(&via_arg));
+    assert_eq!(stdout(&via_arg).lines().next(), stdout(&via_link).lines().next());
     let lxd = rxd(&["lxd", "version"]);
     assert!(lxd.status.success());
     assert_eq!(stdout(&lxd).trim(), rxd::api::SERVER_VERSION);

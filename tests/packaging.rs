@@ -19,18 +19,8 @@ fn install_script_creates_binary_symlinks_and_a_valid_unit() {
     ok(run_timeout(cmd, None, Duration::from_secs(30)));
     let bin = prefix.path().join("bin");
     assert!(bin.join("rxd").is_file());
-    assert_eq!(
-        std::fs::read_link(bin.join("lxd"))
-            .expect("lxd link")
-            .to_str(),
-        Some("rxd")
-    );
-    assert_eq!(
-        std::fs::read_link(bin.join("lxc"))
-            .expect("lxc link")
-            .to_str(),
-        Some("rxd")
-    );
+    assert_eq!(std::fs::read_link(bin.join("lxd")).expect("lxd link").to_str(), Some("rxd"));
+    assert_eq!(std::fs::read_link(bin.join("lxc")).expect("lxc link").to_str(), Some("rxd"));
     let mut version = Command::new(bin.join("lxc"));
     version.arg("version").env("LXD_DIR", prefix.path());
     let out = ok(run_timeout(version, None, Duration::from_secs(10)));
@@ -38,25 +28,13 @@ fn install_script_creates_binary_symlinks_and_a_valid_unit() {
 
     let unit = prefix.path().join("lib/systemd/system/rxd.service");
     let text = std::fs::read_to_string(&unit).expect("unit");
-    assert!(
-        text.contains(&format!("ExecStart={}/lxd --group", bin.display())),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("ExecStop={}/lxd shutdown", bin.display())),
-        "{text}"
-    );
+    assert!(text.contains(&format!("ExecStart={}/lxd --group", bin.display())), "{text}");
+    assert!(text.contains(&format!("ExecStop={}/lxd shutdown", bin.display())), "{text}");
     let analyze = std::path::Path::new("/usr/bin/systemd-analyze");
-    assert!(
-        analyze.exists(),
-        "systemd-analyze is missing (Debian package systemd)"
-    );
+    assert!(analyze.exists(), "systemd-analyze is missing (Debian package systemd)");
     let mut cmd = Command::new(analyze);
     cmd.args(["verify", "--man=no"]).arg(&unit);
     let out = run_timeout(cmd, None, Duration::from_secs(60));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && !err.contains("rxd.service:"),
-        "systemd-analyze verify: {err}"
-    );
+    assert!(out.status.success() && !err.contains("rxd.service:"), "systemd-analyze verify: {err}");
 }

@@ -34,8 +34,7 @@ impl Transport for ChanTransport {
                 continue;
             };
             if m.get_msg_type() == MessageType::MsgSnapshot {
-                let data: SnapshotData =
-                    serde_json::from_slice(&m.get_snapshot().data).expect("snapshot data");
+                let data: SnapshotData = serde_json::from_slice(&m.get_snapshot().data).expect("snapshot data");
                 let from_dir = &nodes[&self.id].1;
                 let dest = to_dir.join(format!("incoming-{}", data.file));
                 std::fs::copy(from_dir.join(&data.file), &dest).expect("copy snapshot");
@@ -51,11 +50,7 @@ impl Transport for ChanTransport {
 }
 
 fn to_dir_id(nodes: &HashMap<u64, (RaftHandle, PathBuf)>, dir: &PathBuf) -> u64 {
-    nodes
-        .iter()
-        .find(|(_, (_, d))| d == dir)
-        .map(|(id, _)| *id)
-        .unwrap_or(0)
+    nodes.iter().find(|(_, (_, d))| d == dir).map(|(id, _)| *id).unwrap_or(0)
 }
 
 struct Cluster {
@@ -66,49 +61,21 @@ struct Cluster {
 
 impl Cluster {
     fn new(snapshot_every: u64) -> Cluster {
-        Cluster {
-            net: Arc::new(Net::default()),
-            dirs: HashMap::new(),
-            snapshot_every,
-        }
+        Cluster { net: Arc::new(Net::default()), dirs: HashMap::new(), snapshot_every }
     }
 
     async fn start(&mut self, id: u64, bootstrap: bool) -> RaftHandle {
-        let dir = self
-            .dirs
-            .entry(id)
-            .or_insert_with(|| tempfile::tempdir().expect("tmp"))
-            .path()
-            .to_path_buf();
+        let dir = self.dirs.entry(id).or_insert_with(|| tempfile::tempdir().expect("tmp")).path().to_path_buf();
         let mut cfg = RaftConfig::new(id, dir.clone());
         cfg.tick = Duration::from_millis(20);
         cfg.snapshot_every = self.snapshot_every;
-        let h = start(
-            cfg,
-            Arc::new(ChanTransport {
-                id,
-                net: self.net.clone(),
-            }),
-            bootstrap,
-        )
-        .await
-        .expect("start");
-        self.net
-            .nodes
-            .lock()
-            .expect("lock")
-            .insert(id, (h.clone(), dir));
+        let h = start(cfg, Arc::new(ChanTransport { id, net: self.net.clone() }), bootstrap).await.expect("start");
+        self.net.nodes.lock().expect("lock").insert(id, (h.clone(), dir));
         h
     }
 
     async fn stop(&mut self, id: u64) {
-        let h = self
-            .net
-            .nodes
-            .lock()
-            .expect("lock")
-            .remove(&id)
-            .map(|(h, _)| h);
+        let h = self.net.nodes.lock().expect("lock").remove(&id).map(|(h, _)| h);
         if let Some(h) = h {
             h.stop().await;
             h.state_machine.close().await;
@@ -122,18 +89,8 @@ impl Cluster {
     async fn leader(&self, exclude: &[u64]) -> RaftHandle {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let nodes: Vec<RaftHandle> = self
-                .net
-                .nodes
-                .lock()
-                .expect("lock")
-                .values()
-                .map(|(h, _)| h.clone())
-                .collect();
-            if let Some(h) = nodes
-                .into_iter()
-                .find(|h| h.status().is_leader && !exclude.contains(&h.status().id))
-            {
+            let nodes: Vec<RaftHandle> = self.net.nodes.lock().expect("lock").values().map(|(h, _)| h.clone()).collect();
+            if let Some(h) = nodes.into_iter().find(|h| h.status().is_leader && !exclude.contains(&h.status().id)) {
                 return h;
             }
             assert!(tokio::time::Instant::now() < deadline, "no leader elected");
@@ -154,28 +111,14 @@ fn put(key: &str, value: &str) -> Batch {
 async fn get(h: &RaftHandle, key: &str) -> Option<String> {
     let db = h.state_machine.database();
     let db = db.read().await;
-    let rows = db
-        .query(&Stmt::new(
-            "SELECT value FROM config WHERE key = ?",
-            vec![key.into()],
-        ))
-        .await
-        .expect("query");
-    rows.rows
-        .first()
-        .and_then(|r| r.first())
-        .and_then(Value::as_str)
-        .map(str::to_string)
+    let rows = db.query(&Stmt::new("SELECT value FROM config WHERE key = ?", vec![key.into()])).await.expect("query");
+    rows.rows.first().and_then(|r| r.first()).and_then(Value::as_str).map(str::to_string)
 }
 
 async fn wait_value(h: &RaftHandle, key: &str, value: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while get(h, key).await.as_deref() != Some(value) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node {} never saw {key}={value}",
-            h.status().id
-        );
+        assert!(tokio::time::Instant::now() < deadline, "node {} never saw {key}={value}", h.status().id);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -189,9 +132,7 @@ async fn propose_retrying(c: &Cluster, batch: Batch) -> RaftHandle {
                 r.expect("batch applies");
                 return leader;
             }
-            Err(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
             Err(e) => panic!("proposal failed: {e}"),
         }
     }
@@ -201,16 +142,11 @@ async fn add(c: &mut Cluster, id: u64, voter: bool) {
     c.start(id, false).await;
     let leader = c.leader(&[]).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let change = || Membership::AddLearner {
-        id,
-        address: format!("node{id}"),
-    };
+    let change = || Membership::AddLearner { id, address: format!("node{id}") };
     loop {
         match leader.change(change()).await {
             Ok(()) => break,
-            Err(RaftError::ChangeInProgress | RaftError::Dropped)
-                if tokio::time::Instant::now() < deadline =>
-            {
+            Err(RaftError::ChangeInProgress | RaftError::Dropped) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await
             }
             Err(e) => panic!("add learner {id}: {e}"),
@@ -218,17 +154,9 @@ async fn add(c: &mut Cluster, id: u64, voter: bool) {
     }
     if voter {
         loop {
-            match leader
-                .change(Membership::AddVoter {
-                    id,
-                    address: format!("node{id}"),
-                })
-                .await
-            {
+            match leader.change(Membership::AddVoter { id, address: format!("node{id}") }).await {
                 Ok(()) => break,
-                Err(RaftError::ChangeInProgress | RaftError::Dropped)
-                    if tokio::time::Instant::now() < deadline =>
-                {
+                Err(RaftError::ChangeInProgress | RaftError::Dropped) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await
                 }
                 Err(e) => panic!("promote {id}: {e}"),
@@ -243,52 +171,27 @@ async fn single_node_bootstraps_and_applies_exactly_once_across_restarts() {
     let h = c.start(1, true).await;
     c.leader(&[]).await;
     for i in 0..20 {
-        h.propose(put(&format!("k{i}"), "v"))
-            .await
-            .expect("propose")
-            .expect("apply");
+        h.propose(put(&format!("k{i}"), "v")).await.expect("propose").expect("apply");
     }
     // A batch whose guard fails is a deterministic failure, reported and applied as a no-op.
     let mut guarded = Batch::new();
-    guarded.require_none(
-        "SELECT COUNT(*) FROM config WHERE key = 'k1'",
-        vec![],
-        "k1 exists",
-    );
-    guarded.push(
-        "INSERT INTO config (key, value) VALUES ('never', 'x')",
-        vec![],
-    );
+    guarded.require_none("SELECT COUNT(*) FROM config WHERE key = 'k1'", vec![], "k1 exists");
+    guarded.push("INSERT INTO config (key, value) VALUES ('never', 'x')", vec![]);
     let outcome = h.propose(guarded).await.expect("committed");
     assert!(outcome.is_err());
     assert_eq!(get(&h, "never").await, None);
     let before = h.status().applied;
     c.stop(1).await;
     let h = c.start(1, false).await;
-    assert_eq!(
-        h.status().applied,
-        before,
-        "restart resumes at the applied index"
-    );
+    assert_eq!(h.status().applied, before, "restart resumes at the applied index");
     c.leader(&[]).await;
-    h.propose(put("after", "restart"))
-        .await
-        .expect("propose")
-        .expect("apply");
+    h.propose(put("after", "restart")).await.expect("propose").expect("apply");
     assert_eq!(get(&h, "k19").await.as_deref(), Some("v"));
     // Bootstrapping an initialised replica is refused.
     c.stop(1).await;
     let mut cfg = RaftConfig::new(1, c.dirs[&1].path().to_path_buf());
     cfg.tick = Duration::from_millis(20);
-    let again = start(
-        cfg,
-        Arc::new(ChanTransport {
-            id: 1,
-            net: c.net.clone(),
-        }),
-        true,
-    )
-    .await;
+    let again = start(cfg, Arc::new(ChanTransport { id: 1, net: c.net.clone() }), true).await;
     assert!(matches!(again, Err(RaftError::AlreadyInitialised)));
 }
 
@@ -309,29 +212,15 @@ async fn three_voters_replicate_and_survive_leader_loss() {
     let start = std::time::Instant::now();
     let new = c.leader(&[old]).await;
     assert_ne!(new.status().id, old);
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "failover took {:?}",
-        start.elapsed()
-    );
-    new.propose(put("b", "2"))
-        .await
-        .expect("propose")
-        .expect("apply");
+    assert!(start.elapsed() < Duration::from_secs(5), "failover took {:?}", start.elapsed());
+    new.propose(put("b", "2")).await.expect("propose").expect("apply");
     // The cut-off old leader cannot commit anything on its own.
     let lonely = c.handle(old);
     let r = tokio::time::timeout(Duration::from_secs(3), lonely.propose(put("c", "3"))).await;
-    assert!(
-        !matches!(r, Ok(Ok(Ok(_)))),
-        "isolated leader acknowledged a write"
-    );
+    assert!(!matches!(r, Ok(Ok(Ok(_)))), "isolated leader acknowledged a write");
     c.net.cut.lock().expect("lock").clear();
     wait_value(&lonely, "b", "2").await;
-    assert_eq!(
-        get(&lonely, "c").await,
-        None,
-        "the isolated write never became visible"
-    );
+    assert_eq!(get(&lonely, "c").await, None, "the isolated write never became visible");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,10 +248,7 @@ async fn learner_holds_data_without_voting_and_lagging_member_catches_up_by_snap
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(
-        files.iter().all(|f| !f.starts_with("incoming-")),
-        "snapshot file consumed: {files:?}"
-    );
+    assert!(files.iter().all(|f| !f.starts_with("incoming-")), "snapshot file consumed: {files:?}");
     // Restart everything from disk: nothing is lost.
     for id in [1, 2, 3, 4] {
         c.stop(id).await;

@@ -140,8 +140,7 @@ async fn waitready(conn: Connection, timeout: u64) -> anyhow::Result<()> {
 }
 
 async fn shutdown(conn: Connection, timeout: u64) -> anyhow::Result<()> {
-    conn.request("PUT", "/internal/shutdown", None, None)
-        .await?;
+    conn.request("PUT", "/internal/shutdown", None, None).await?;
     let start = Instant::now();
     while conn.open().await.is_ok() {
         if start.elapsed() >= Duration::from_secs(timeout) {
@@ -196,10 +195,7 @@ fn init_logging(
     let registry = tracing_subscriber::registry().with(events);
     match logfile {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
             registry
                 .with(
                     tracing_subscriber::fmt::layer()
@@ -209,25 +205,14 @@ fn init_logging(
                 )
                 .init();
         }
-        None => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_filter(filter),
-            )
-            .init(),
+        None => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter)).init(),
     }
     Ok(())
 }
 
 use tracing_subscriber::Layer;
 
-fn run_daemon(
-    group: Option<String>,
-    debug: bool,
-    verbose: bool,
-    logfile: Option<String>,
-) -> ExitCode {
+fn run_daemon(group: Option<String>, debug: bool, verbose: bool, logfile: Option<String>) -> ExitCode {
     let rt = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
@@ -238,20 +223,15 @@ fn run_daemon(
     }
 }
 
-async fn serve(
-    group: Option<String>,
-    debug: bool,
-    verbose: bool,
-    logfile: Option<String>,
-) -> anyhow::Result<()> {
+async fn serve(group: Option<String>, debug: bool, verbose: bool, logfile: Option<String>) -> anyhow::Result<()> {
     let paths = Paths::from_env();
     let daemon = Daemon::open(paths.clone()).await?;
     init_logging(daemon.events.clone(), debug, verbose, logfile.as_deref())?;
     let socket = paths.socket();
     // We hold the directory lock, so any socket file left here is stale.
     let _ = std::fs::remove_file(&socket);
-    let listener = tokio::net::UnixListener::bind(&socket)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", socket.display()))?;
+    let listener =
+        tokio::net::UnixListener::bind(&socket).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", socket.display()))?;
     set_socket_access(&socket, group.as_deref())?;
 
     let https = rxd::api::http::listeners::HttpsListeners::new(&daemon);
@@ -262,6 +242,7 @@ async fn serve(
     {
         tracing::error!(address = %addr, error = %e, "cannot bind the HTTPS listener");
     }
+    rxd::cluster::membership::resume(&daemon).await.map_err(|e| anyhow::anyhow!("cannot resume cluster membership: {e}"))?;
     tracing::info!(dir = %paths.dir.display(), "rxd daemon started");
     let server = tokio::spawn(rxd::api::http::serve_unix(daemon.clone(), listener));
 
@@ -285,8 +266,7 @@ async fn serve(
 fn set_socket_access(socket: &std::path::Path, group: Option<&str>) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(g) = group {
-        let grp = nix::unistd::Group::from_name(g)?
-            .ok_or_else(|| anyhow::anyhow!("unknown group \"{g}\""))?;
+        let grp = nix::unistd::Group::from_name(g)?.ok_or_else(|| anyhow::anyhow!("unknown group \"{g}\""))?;
         nix::unistd::chown(socket, None, Some(grp.gid))?;
     }
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;

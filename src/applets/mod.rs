@@ -21,13 +21,10 @@ pub fn parse<T: argh::FromArgs>(name: &str, args: &[String]) -> Result<T, ExitCo
 
 /// A multi-threaded runtime sized for this machine.
 pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("Error: failed to start the async runtime: {e}");
-            ExitCode::from(1)
-        })
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("Error: failed to start the async runtime: {e}");
+        ExitCode::from(1)
+    })
 }
 
 /// Prints `Error: <e>` and returns exit status 1, as LXD's tools do.

@@ -53,14 +53,7 @@ fn builtin_remotes() -> BTreeMap<String, RemoteConfig> {
             ..Default::default()
         },
     );
-    m.insert(
-        "local".into(),
-        RemoteConfig {
-            addr: "unix://".into(),
-            public: false,
-            ..Default::default()
-        },
-    );
+    m.insert("local".into(), RemoteConfig { addr: "unix://".into(), public: false, ..Default::default() });
     m
 }
 
@@ -69,9 +62,7 @@ pub fn config_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("LXD_CONF") {
         return PathBuf::from(d);
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".config").join("lxc")
 }
 
@@ -80,9 +71,7 @@ pub fn local_socket() -> PathBuf {
     if let Some(s) = std::env::var_os("LXD_SOCKET") {
         return PathBuf::from(s);
     }
-    let dir = std::env::var_os("LXD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/rxd"));
+    let dir = std::env::var_os("LXD_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/rxd"));
     dir.join("unix.socket")
 }
 
@@ -94,9 +83,8 @@ impl ClientConfig {
     pub fn load_from(dir: &Path) -> Result<ClientConfig> {
         let path = dir.join("config.yml");
         let mut cfg = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_yaml::from_str::<ClientConfig>(&text).map_err(|e| {
-                ClientError::Config(format!("Failed to parse {}: {e}", path.display()))
-            })?,
+            Ok(text) => serde_yaml::from_str::<ClientConfig>(&text)
+                .map_err(|e| ClientError::Config(format!("Failed to parse {}: {e}", path.display())))?,
             Err(_) => ClientConfig {
                 default_remote: default_remote(),
                 remotes: BTreeMap::new(),
@@ -112,12 +100,10 @@ impl ClientConfig {
     }
 
     pub fn save(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| ClientError::Config(format!("{}: {e}", self.dir.display())))?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| ClientError::Config(format!("{}: {e}", self.dir.display())))?;
         let text = serde_yaml::to_string(self).map_err(|e| ClientError::Config(e.to_string()))?;
         let path = self.dir.join("config.yml");
-        std::fs::write(&path, text)
-            .map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))
+        std::fs::write(&path, text).map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))
     }
 
     /// The client certificate, generated on first use (as LXD's client announces).
@@ -125,11 +111,9 @@ impl ClientConfig {
         let crt = self.dir.join("client.crt");
         if !crt.exists() {
             eprintln!("Generating a client certificate. This may take a minute...");
-            std::fs::create_dir_all(&self.dir)
-                .map_err(|e| ClientError::Config(format!("{}: {e}", self.dir.display())))?;
+            std::fs::create_dir_all(&self.dir).map_err(|e| ClientError::Config(format!("{}: {e}", self.dir.display())))?;
         }
-        tls::load_or_generate(&self.dir, "client", CertKind::Client)
-            .map_err(|e| ClientError::Config(e.to_string()))
+        tls::load_or_generate(&self.dir, "client", CertKind::Client).map_err(|e| ClientError::Config(e.to_string()))
     }
 
     pub fn server_cert_path(&self, remote: &str) -> PathBuf {
@@ -139,11 +123,9 @@ impl ClientConfig {
     pub fn save_server_cert(&self, remote: &str, pem: &str) -> Result<()> {
         let path = self.server_cert_path(remote);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| ClientError::Config(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| ClientError::Config(format!("{}: {e}", parent.display())))?;
         }
-        std::fs::write(&path, pem)
-            .map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))
+        std::fs::write(&path, pem).map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))
     }
 
     /// Splits `remote:rest` into the remote name (default if absent) and the rest.
@@ -158,46 +140,26 @@ impl ClientConfig {
 
     /// A connection to a configured remote.
     pub fn connect(&self, remote: &str) -> Result<Connection> {
-        let r = self
-            .remotes
-            .get(remote)
-            .ok_or_else(|| ClientError::Config(format!("The remote \"{remote}\" doesn't exist")))?;
+        let r = self.remotes.get(remote).ok_or_else(|| ClientError::Config(format!("The remote \"{remote}\" doesn't exist")))?;
         if r.addr.starts_with("unix:") {
             let path = r.addr.trim_start_matches("unix:").trim_start_matches("//");
-            let socket = if path.is_empty() {
-                local_socket()
-            } else {
-                PathBuf::from(path)
-            };
+            let socket = if path.is_empty() { local_socket() } else { PathBuf::from(path) };
             let mut c = Connection::unix(socket);
-            if let Some(p) = r
-                .project
-                .as_deref()
-                .filter(|p| !p.is_empty() && *p != "default")
-            {
+            if let Some(p) = r.project.as_deref().filter(|p| !p.is_empty() && *p != "default") {
                 c = c.with_query("project", p);
             }
             return Ok(c);
         }
         if r.protocol.as_deref() == Some("simplestreams") {
-            return Err(ClientError::Config(format!(
-                "The remote \"{remote}\" is an image server, not an LXD server"
-            )));
+            return Err(ClientError::Config(format!("The remote \"{remote}\" is an image server, not an LXD server")));
         }
         let host_port = r.addr.trim_start_matches("https://").trim_end_matches('/');
-        let pem = std::fs::read_to_string(self.server_cert_path(remote)).map_err(|e| {
-            ClientError::Config(format!(
-                "No certificate stored for remote \"{remote}\": {e}"
-            ))
-        })?;
+        let pem = std::fs::read_to_string(self.server_cert_path(remote))
+            .map_err(|e| ClientError::Config(format!("No certificate stored for remote \"{remote}\": {e}")))?;
         let fp = tls::fingerprint_pem(&pem).map_err(|e| ClientError::Config(e.to_string()))?;
         let identity = self.identity()?;
         let mut c = Connection::https(host_port, ServerPin::Fingerprint(fp), Some(&identity))?;
-        if let Some(p) = r
-            .project
-            .as_deref()
-            .filter(|p| !p.is_empty() && *p != "default")
-        {
+        if let Some(p) = r.project.as_deref().filter(|p| !p.is_empty() && *p != "default") {
             c = c.with_query("project", p);
         }
         Ok(c)

@@ -20,10 +20,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 #[derive(Clone)]
 pub enum Target {
     Unix(PathBuf),
-    Https {
-        host_port: String,
-        tls: Arc<rustls::ClientConfig>,
-    },
+    Https { host_port: String, tls: Arc<rustls::ClientConfig> },
 }
 
 /// An API error as the server sent it.
@@ -43,10 +40,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn etag(&self) -> Option<String> {
-        self.headers
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim_matches('"').to_string())
+        self.headers.get("etag").and_then(|v| v.to_str().ok()).map(|s| s.trim_matches('"').to_string())
     }
 }
 
@@ -64,9 +58,7 @@ fn escape(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -75,27 +67,14 @@ fn escape(s: &str) -> String {
 
 impl Connection {
     pub fn unix(path: PathBuf) -> Connection {
-        Connection {
-            target: Target::Unix(path),
-            host: "unix.socket".into(),
-            user_agent: user_agent(),
-            query: Vec::new(),
-        }
+        Connection { target: Target::Unix(path), host: "unix.socket".into(), user_agent: user_agent(), query: Vec::new() }
     }
 
     /// HTTPS to `host_port`, pinning `pin` and presenting `identity`.
-    pub fn https(
-        host_port: &str,
-        pin: ServerPin,
-        identity: Option<&KeyPairPem>,
-    ) -> Result<Connection> {
-        let tls =
-            tls::client_config(pin, identity).map_err(|e| ClientError::Config(e.to_string()))?;
+    pub fn https(host_port: &str, pin: ServerPin, identity: Option<&KeyPairPem>) -> Result<Connection> {
+        let tls = tls::client_config(pin, identity).map_err(|e| ClientError::Config(e.to_string()))?;
         Ok(Connection {
-            target: Target::Https {
-                host_port: host_port.to_string(),
-                tls,
-            },
+            target: Target::Https { host_port: host_port.to_string(), tls },
             host: host_port.to_string(),
             user_agent: user_agent(),
             query: Vec::new(),
@@ -113,46 +92,24 @@ impl Connection {
     pub async fn open(&self) -> Result<(Box<dyn Io>, Option<Vec<u8>>)> {
         match &self.target {
             Target::Unix(path) => {
-                let s = tokio::net::UnixStream::connect(path).await.map_err(|e| {
-                    ClientError::Connect {
-                        addr: path.display().to_string(),
-                        reason: e.to_string(),
-                    }
-                })?;
+                let s = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| ClientError::Connect { addr: path.display().to_string(), reason: e.to_string() })?;
                 Ok((Box::new(s), None))
             }
             Target::Https { host_port, tls } => {
-                let err = |reason: String| ClientError::Connect {
-                    addr: host_port.clone(),
-                    reason,
-                };
-                let tcp = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    tokio::net::TcpStream::connect(host_port),
-                )
-                .await
-                .map_err(|_| err("connection timed out".into()))?
-                .map_err(|e| err(e.to_string()))?;
-                let _ = tcp.set_nodelay(true);
-                let host = host_port
-                    .rsplit_once(':')
-                    .map(|(h, _)| h)
-                    .unwrap_or(host_port)
-                    .trim_matches(['[', ']']);
-                let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                    .unwrap_or_else(|_| {
-                        rustls::pki_types::ServerName::try_from("localhost").expect("static name")
-                    });
-                let stream = tokio_rustls::TlsConnector::from(tls.clone())
-                    .connect(name, tcp)
+                let err = |reason: String| ClientError::Connect { addr: host_port.clone(), reason };
+                let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(host_port))
                     .await
+                    .map_err(|_| err("connection timed out".into()))?
                     .map_err(|e| err(e.to_string()))?;
-                let cert = stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .map(|c| c.as_ref().to_vec());
+                let _ = tcp.set_nodelay(true);
+                let host = host_port.rsplit_once(':').map(|(h, _)| h).unwrap_or(host_port).trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("localhost").expect("static name"));
+                let stream =
+                    tokio_rustls::TlsConnector::from(tls.clone()).connect(name, tcp).await.map_err(|e| err(e.to_string()))?;
+                let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
                 Ok((Box::new(stream), cert))
             }
         }
@@ -164,16 +121,9 @@ impl Connection {
             return path.to_string();
         }
         let (base, existing) = path.split_once('?').unwrap_or((path, ""));
-        let mut parts: Vec<String> = existing
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect();
+        let mut parts: Vec<String> = existing.split('&').filter(|p| !p.is_empty()).map(str::to_string).collect();
         for (k, v) in &self.query {
-            if !parts
-                .iter()
-                .any(|p| p.split('=').next() == Some(k.as_str()))
-            {
+            if !parts.iter().any(|p| p.split('=').next() == Some(k.as_str())) {
                 parts.push(format!("{k}={}", escape(v)));
             }
         }
@@ -189,10 +139,9 @@ impl Connection {
         headers: &[(&str, String)],
     ) -> Result<(u16, http::HeaderMap, Bytes)> {
         let (stream, _) = self.open().await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
-                .await
-                .map_err(|e| ClientError::Http(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -211,32 +160,16 @@ impl Connection {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(|e| ClientError::Http(e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(|e| ClientError::Http(e.to_string()))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?
-            .to_bytes();
+        let body = resp.into_body().collect().await.map_err(|e| ClientError::Http(e.to_string()))?.to_bytes();
         Ok((status, headers, body))
     }
 
     /// Sends a JSON request and decodes the envelope; an error envelope becomes `Err`.
-    pub async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&serde_json::Value>,
-        etag: Option<&str>,
-    ) -> Result<Reply> {
+    pub async fn request(&self, method: &str, path: &str, body: Option<&serde_json::Value>, etag: Option<&str>) -> Result<Reply> {
         let data = body.map(|b| {
             let mut v = serde_json::to_vec(b).unwrap_or_default();
             v.push(b'\n');
@@ -247,17 +180,12 @@ impl Connection {
             headers.push(("If-Match", format!("\"{e}\"")));
         }
         let (status, headers, raw) = self.raw(method, path, data, &headers).await?;
-        let envelope: Envelope = serde_json::from_slice(&raw).map_err(|_| {
-            ClientError::Api(format!("Failed to fetch {}: {status}", self.url(path)))
-        })?;
+        let envelope: Envelope = serde_json::from_slice(&raw)
+            .map_err(|_| ClientError::Api(format!("Failed to fetch {}: {status}", self.url(path))))?;
         if envelope.kind == "error" {
             return Err(ClientError::Api(envelope.error));
         }
-        Ok(Reply {
-            status,
-            headers,
-            envelope,
-        })
+        Ok(Reply { status, headers, envelope })
     }
 
     pub async fn get(&self, path: &str) -> Result<Reply> {
@@ -266,19 +194,16 @@ impl Connection {
 
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
         let reply = self.get(path).await?;
-        serde_json::from_value(reply.envelope.metadata)
-            .map_err(|e| ClientError::Decode(e.to_string()))
+        serde_json::from_value(reply.envelope.metadata).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     /// Waits for an operation to finish (server-side wait) and returns its final state;
     /// a failed or cancelled operation is an error carrying its `err`.
     pub async fn wait_operation(&self, id: &str) -> Result<Operation> {
         loop {
-            let reply = self
-                .get(&format!("/1.0/operations/{id}/wait?timeout=30"))
-                .await?;
-            let op: Operation = serde_json::from_value(reply.envelope.metadata)
-                .map_err(|e| ClientError::Decode(e.to_string()))?;
+            let reply = self.get(&format!("/1.0/operations/{id}/wait?timeout=30")).await?;
+            let op: Operation =
+                serde_json::from_value(reply.envelope.metadata).map_err(|e| ClientError::Decode(e.to_string()))?;
             if op.status_code >= 200 {
                 if op.status_code != 200 {
                     return Err(ClientError::Api(op.err));
@@ -289,27 +214,19 @@ impl Connection {
     }
 
     /// Opens a websocket on `path` (e.g. `/1.0/events`).
-    pub async fn websocket(
-        &self,
-        path: &str,
-    ) -> Result<tokio_tungstenite::WebSocketStream<Box<dyn Io>>> {
+    pub async fn websocket(&self, path: &str) -> Result<tokio_tungstenite::WebSocketStream<Box<dyn Io>>> {
         let (stream, _) = self.open().await?;
         let scheme = match self.target {
             Target::Unix(_) => "ws",
             Target::Https { .. } => "wss",
         };
         let url = format!("{scheme}://{}{}", self.host, self.url(path));
-        let (ws, _) = tokio_tungstenite::client_async(url, stream)
-            .await
-            .map_err(|e| ClientError::Http(format!("websocket: {e}")))?;
+        let (ws, _) =
+            tokio_tungstenite::client_async(url, stream).await.map_err(|e| ClientError::Http(format!("websocket: {e}")))?;
         Ok(ws)
     }
 }
 
 pub fn user_agent() -> String {
-    format!(
-        "rxd {} (Linux; {})",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH
-    )
+    format!("rxd {} (Linux; {})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH)
 }

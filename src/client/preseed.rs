@@ -34,18 +34,14 @@ fn section_line(text: &str, section: &str) -> usize {
 
 fn key_line(text: &str, section: &str, key: &str) -> usize {
     let start = section_line(text, section);
-    find_line(text, start, |l| {
-        l.trim_start_matches("- ").starts_with(&format!("{key}:"))
-    })
+    find_line(text, start, |l| l.trim_start_matches("- ").starts_with(&format!("{key}:")))
 }
 
 fn item_line(text: &str, section: &str, name: &str) -> usize {
     let start = section_line(text, section);
     find_line(text, start, |l| {
         let l = l.trim_start_matches("- ");
-        l == format!("name: {name}")
-            || l == format!("name: \"{name}\"")
-            || l == format!("name: '{name}'")
+        l == format!("name: {name}") || l == format!("name: \"{name}\"") || l == format!("name: '{name}'")
     })
 }
 
@@ -60,40 +56,55 @@ fn yaml_map_to_strings(map: &BTreeMap<String, serde_yaml::Value>) -> BTreeMap<St
 
 /// Parses and checks the document without touching the server.
 pub fn validate(text: &str) -> Result<InitPreseed, PreseedError> {
-    let doc: InitPreseed =
-        serde_yaml::from_str(text).map_err(|e| PreseedError::Parse(e.to_string()))?;
+    let doc: InitPreseed = serde_yaml::from_str(text).map_err(|e| PreseedError::Parse(e.to_string()))?;
     let invalid = |line: usize, message: String| PreseedError::Invalid { line, message };
     for (k, v) in yaml_map_to_strings(&doc.config) {
         config::validate(&k, &v).map_err(|m| invalid(key_line(text, "config", &k), m))?;
     }
     if !doc.networks.is_empty() {
-        return Err(invalid(
-            section_line(text, "networks"),
-            "managed networks are not supported by this rxd release yet".into(),
-        ));
+        return Err(invalid(section_line(text, "networks"), "managed networks are not supported by this rxd release yet".into()));
     }
-    if doc.cluster.as_ref().is_some_and(|c| !c.is_null()) {
-        return Err(invalid(
-            section_line(text, "cluster"),
-            "clustering is not supported by this rxd release yet".into(),
-        ));
+    if let Some(c) = doc.cluster.as_ref().filter(|c| c.enabled) {
+        let line = section_line(text, "cluster");
+        if c.server_name.is_empty() {
+            return Err(invalid(line, "cluster: server_name is required when enabling clustering".into()));
+        }
+        if !c.cluster_token.is_empty() {
+            return Err(invalid(
+                key_line(text, "cluster", "cluster_token"),
+                "cluster: join tokens are not supported by this rxd release yet; use cluster_password".into(),
+            ));
+        }
+        let joining = !c.cluster_address.is_empty();
+        if joining && c.server_address.is_empty() {
+            return Err(invalid(
+                key_line(text, "cluster", "cluster_address"),
+                "cluster: server_address is required to join".into(),
+            ));
+        }
+        if joining && c.cluster_certificate.is_empty() && c.cluster_certificate_path.is_empty() {
+            return Err(invalid(
+                key_line(text, "cluster", "cluster_address"),
+                "cluster: cluster_certificate (or cluster_certificate_path) is required to join".into(),
+            ));
+        }
+        if !c.cluster_certificate.is_empty() && crate::tls::cert_der(&c.cluster_certificate).is_err() {
+            return Err(invalid(
+                key_line(text, "cluster", "cluster_certificate"),
+                "cluster: cluster_certificate is not a PEM certificate".into(),
+            ));
+        }
     }
     let mut pool_names = Vec::new();
     for p in &doc.storage_pools {
         let line = item_line(text, "storage_pools", &p.name);
         if p.name.is_empty() || p.name.contains('/') {
-            return Err(invalid(
-                line,
-                format!("invalid storage pool name \"{}\"", p.name),
-            ));
+            return Err(invalid(line, format!("invalid storage pool name \"{}\"", p.name)));
         }
         if p.driver != "dir" {
             return Err(invalid(
                 line,
-                format!(
-                    "storage pool \"{}\": driver \"{}\" is not supported (supported: dir)",
-                    p.name, p.driver
-                ),
+                format!("storage pool \"{}\": driver \"{}\" is not supported (supported: dir)", p.name, p.driver),
             ));
         }
         pool_names.push(p.name.clone());
@@ -105,19 +116,13 @@ pub fn validate(text: &str) -> Result<InitPreseed, PreseedError> {
         }
         for (dev, cfg) in &p.devices {
             if cfg.get("type").is_none_or(String::is_empty) {
-                return Err(invalid(
-                    line,
-                    format!("profile \"{}\": device \"{dev}\" has no type", p.name),
-                ));
+                return Err(invalid(line, format!("profile \"{}\": device \"{dev}\" has no type", p.name)));
             }
         }
     }
     for p in &doc.projects {
         if p.name.is_empty() {
-            return Err(invalid(
-                section_line(text, "projects"),
-                "project without a name".into(),
-            ));
+            return Err(invalid(section_line(text, "projects"), "project without a name".into()));
         }
     }
     Ok(doc)
@@ -132,8 +137,18 @@ enum Undo {
 /// Validates then applies `text`; on failure reverts what was applied.
 pub async fn apply(conn: &Connection, text: &str) -> Result<(), PreseedError> {
     let doc = validate(text)?;
+    let cluster = doc.cluster.clone().filter(|c| c.enabled);
+    if let Some(c) = cluster.as_ref().filter(|c| !c.cluster_address.is_empty()) {
+        // Joining: the member takes everything else from the cluster.
+        return enable_cluster(conn, c)
+            .await
+            .map_err(|source| PreseedError::Apply { step: "joining the cluster".into(), source });
+    }
     let mut undo: Vec<Undo> = Vec::new();
-    let result = apply_steps(conn, &doc, &mut undo).await;
+    let mut result = apply_steps(conn, &doc, &mut undo).await;
+    if let (Ok(()), Some(c)) = (&result, &cluster) {
+        result = enable_cluster(conn, c).await.map_err(|e| ("bootstrapping the cluster".to_string(), e));
+    }
     if let Err((step, source)) = result {
         for u in undo.into_iter().rev() {
             let _ = match u {
@@ -147,31 +162,41 @@ pub async fn apply(conn: &Connection, text: &str) -> Result<(), PreseedError> {
     Ok(())
 }
 
+/// `PUT /1.0/cluster` and waiting for the bootstrap or join operation.
+async fn enable_cluster(conn: &Connection, c: &crate::api::InitCluster) -> Result<(), ClientError> {
+    let certificate = if c.cluster_certificate.is_empty() && !c.cluster_certificate_path.is_empty() {
+        std::fs::read_to_string(&c.cluster_certificate_path)
+            .map_err(|e| ClientError::Config(format!("cannot read {}: {e}", c.cluster_certificate_path)))?
+    } else {
+        c.cluster_certificate.clone()
+    };
+    let body = serde_json::json!({
+        "server_name": c.server_name,
+        "enabled": true,
+        "member_config": c.member_config,
+        "cluster_address": c.cluster_address,
+        "cluster_certificate": certificate,
+        "server_address": c.server_address,
+        "cluster_password": c.cluster_password,
+    });
+    let reply = conn.request("PUT", "/1.0/cluster", Some(&body), None).await?;
+    let op: crate::api::Operation =
+        serde_json::from_value(reply.envelope.metadata).map_err(|e| ClientError::Decode(e.to_string()))?;
+    conn.wait_operation(&op.id).await?;
+    Ok(())
+}
+
 async fn exists(conn: &Connection, url: &str) -> Option<serde_json::Value> {
     conn.get(url).await.ok().map(|r| r.envelope.metadata)
 }
 
-async fn apply_steps(
-    conn: &Connection,
-    doc: &InitPreseed,
-    undo: &mut Vec<Undo>,
-) -> Result<(), (String, ClientError)> {
+async fn apply_steps(conn: &Connection, doc: &InitPreseed, undo: &mut Vec<Undo>) -> Result<(), (String, ClientError)> {
     let fail = |step: String| move |e: ClientError| (step, e);
     if !doc.config.is_empty() {
-        let server = conn
-            .get("/1.0")
-            .await
-            .map_err(fail("reading server config".into()))?;
-        let old = server
-            .envelope
-            .metadata
-            .get("config")
-            .cloned()
-            .unwrap_or_default();
+        let server = conn.get("/1.0").await.map_err(fail("reading server config".into()))?;
+        let old = server.envelope.metadata.get("config").cloned().unwrap_or_default();
         let body = serde_json::json!({ "config": yaml_map_to_strings(&doc.config) });
-        conn.request("PATCH", "/1.0", Some(&body), None)
-            .await
-            .map_err(fail("server config".into()))?;
+        conn.request("PATCH", "/1.0", Some(&body), None).await.map_err(fail("server config".into()))?;
         undo.push(Undo::PutServer(serde_json::json!({ "config": old })));
     }
     for p in &doc.storage_pools {
@@ -180,13 +205,15 @@ async fn apply_steps(
         match exists(conn, &url).await {
             Some(old) => {
                 let body = serde_json::json!({ "config": config, "description": p.description });
-                conn.request("PATCH", &url, Some(&body), None)
-                    .await
-                    .map_err(fail(format!("storage pool \"{}\"", p.name)))?;
-                undo.push(Undo::Put(url, serde_json::json!({ "config": old.get("config"), "description": old.get("description") })));
+                conn.request("PATCH", &url, Some(&body), None).await.map_err(fail(format!("storage pool \"{}\"", p.name)))?;
+                undo.push(Undo::Put(
+                    url,
+                    serde_json::json!({ "config": old.get("config"), "description": old.get("description") }),
+                ));
             }
             None => {
-                let body = serde_json::json!({ "name": p.name, "driver": p.driver, "config": config, "description": p.description });
+                let body =
+                    serde_json::json!({ "name": p.name, "driver": p.driver, "config": config, "description": p.description });
                 conn.request("POST", "/1.0/storage-pools", Some(&body), None)
                     .await
                     .map_err(fail(format!("storage pool \"{}\"", p.name)))?;
@@ -200,10 +227,11 @@ async fn apply_steps(
         match exists(conn, &url).await {
             Some(old) => {
                 let body = serde_json::json!({ "config": config, "description": p.description });
-                conn.request("PATCH", &url, Some(&body), None)
-                    .await
-                    .map_err(fail(format!("project \"{}\"", p.name)))?;
-                undo.push(Undo::Put(url, serde_json::json!({ "config": old.get("config"), "description": old.get("description") })));
+                conn.request("PATCH", &url, Some(&body), None).await.map_err(fail(format!("project \"{}\"", p.name)))?;
+                undo.push(Undo::Put(
+                    url,
+                    serde_json::json!({ "config": old.get("config"), "description": old.get("description") }),
+                ));
             }
             None => {
                 let body = serde_json::json!({ "name": p.name, "config": config, "description": p.description });
@@ -225,16 +253,15 @@ async fn apply_steps(
                     p.description.clone().into()
                 };
                 let body = serde_json::json!({ "config": config, "description": description, "devices": p.devices });
-                conn.request("PUT", &url, Some(&body), None)
-                    .await
-                    .map_err(fail(format!("profile \"{}\"", p.name)))?;
+                conn.request("PUT", &url, Some(&body), None).await.map_err(fail(format!("profile \"{}\"", p.name)))?;
                 undo.push(Undo::Put(
                     url,
                     serde_json::json!({ "config": old.get("config"), "description": old.get("description"), "devices": old.get("devices") }),
                 ));
             }
             None => {
-                let body = serde_json::json!({ "name": p.name, "config": config, "description": p.description, "devices": p.devices });
+                let body =
+                    serde_json::json!({ "name": p.name, "config": config, "description": p.description, "devices": p.devices });
                 conn.request("POST", "/1.0/profiles", Some(&body), None)
                     .await
                     .map_err(fail(format!("profile \"{}\"", p.name)))?;
@@ -246,12 +273,7 @@ async fn apply_steps(
 }
 
 /// The preseed `lxd init --auto` applies.
-pub fn auto_preseed(
-    address: Option<&str>,
-    port: Option<u16>,
-    trust_password: Option<&str>,
-    storage_backend: &str,
-) -> String {
+pub fn auto_preseed(address: Option<&str>, port: Option<u16>, trust_password: Option<&str>, storage_backend: &str) -> String {
     let mut config = BTreeMap::new();
     if let Some(a) = address {
         let addr = match port {
@@ -277,8 +299,7 @@ mod tests {
 
     #[test]
     fn reports_line_and_key_of_a_bad_config_key() {
-        let text =
-            "config:\n  core.https_address: 127.0.0.1:8443\n  bogus.key: 1\nstorage_pools: []\n";
+        let text = "config:\n  core.https_address: 127.0.0.1:8443\n  bogus.key: 1\nstorage_pools: []\n";
         match validate(text) {
             Err(PreseedError::Invalid { line, message }) => {
                 assert_eq!(line, 3);
@@ -292,8 +313,7 @@ mod tests {
     fn reports_yaml_errors_with_position() {
         let err = validate("config: [\n").expect_err("must fail");
         assert!(err.to_string().contains("line"), "{err}");
-        let err = validate("storage_pools:\n- name: p\n  driver: dir\n  sauce: x\n")
-            .expect_err("unknown field");
+        let err = validate("storage_pools:\n- name: p\n  driver: dir\n  sauce: x\n").expect_err("unknown field");
         assert!(err.to_string().contains("sauce"), "{err}");
     }
 

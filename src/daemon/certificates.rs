@@ -5,9 +5,7 @@ use base64::Engine;
 
 use super::operations::{NewOp, Op, OpClass};
 use super::{Daemon, Error, Result, config, trust};
-use crate::api::{
-    Certificate, CertificateAddToken, CertificatePut, CertificatesPost, EventRequestor,
-};
+use crate::api::{Certificate, CertificateAddToken, CertificatePut, CertificatesPost, EventRequestor};
 use crate::store::global::certificates::{self as store_certs, TYPE_CLIENT};
 use crate::store::{Batch, global};
 use crate::tls;
@@ -26,11 +24,7 @@ fn to_api(c: store_certs::Certificate) -> Certificate {
 
 impl Daemon {
     pub async fn certificates(&self) -> Result<Vec<Certificate>> {
-        Ok(store_certs::list(&self.global)
-            .await?
-            .into_iter()
-            .map(to_api)
-            .collect())
+        Ok(store_certs::list(&self.global).await?.into_iter().map(to_api).collect())
     }
 
     pub async fn certificate(&self, fingerprint: &str) -> Result<Certificate> {
@@ -45,14 +39,9 @@ impl Daemon {
         restricted: bool,
         projects: Vec<String>,
     ) -> Result<String> {
-        let der = tls::cert_der(&pem)
-            .map_err(|e| Error::BadRequest(format!("Invalid certificate material: {e}")))?;
+        let der = tls::cert_der(&pem).map_err(|e| Error::BadRequest(format!("Invalid certificate material: {e}")))?;
         let fingerprint = tls::fingerprint_der(der.as_ref());
-        let name = if name.is_empty() {
-            tls::common_name(der.as_ref()).unwrap_or_default()
-        } else {
-            name
-        };
+        let name = if name.is_empty() { tls::common_name(der.as_ref()).unwrap_or_default() } else { name };
         let mut b = Batch::new();
         store_certs::insert(
             &mut b,
@@ -68,12 +57,7 @@ impl Daemon {
         );
         self.global.apply(&b).await?;
         self.refresh_trust().await?;
-        self.events.lifecycle(
-            "default",
-            "certificate-created",
-            format!("/1.0/certificates/{fingerprint}"),
-            None,
-        );
+        self.events.lifecycle("default", "certificate-created", format!("/1.0/certificates/{fingerprint}"), None);
         Ok(fingerprint)
     }
 
@@ -91,15 +75,12 @@ impl Daemon {
         }
         match connection_cert {
             Some(der) => Ok(tls::der_to_pem(der)),
-            None => Err(Error::BadRequest(
-                "Can't use TLS data on non-TLS link".into(),
-            )),
+            None => Err(Error::BadRequest("Can't use TLS data on non-TLS link".into())),
         }
     }
 
     fn kind_of(name: &str) -> Result<i64> {
-        store_certs::type_code(name)
-            .ok_or_else(|| Error::BadRequest(format!("Unknown request type {name}")))
+        store_certs::type_code(name).ok_or_else(|| Error::BadRequest(format!("Unknown request type {name}")))
     }
 
     /// `POST /1.0/certificates` from a trusted client: add a certificate directly, or (with
@@ -111,28 +92,14 @@ impl Daemon {
     ) -> Result<CertificateAdded> {
         let kind = Self::kind_of(&req.kind)?;
         if req.token {
-            return self
-                .issue_certificate_token(req)
-                .await
-                .map(CertificateAdded::Token);
+            return self.issue_certificate_token(req).await.map(CertificateAdded::Token);
         }
         let pem = Self::requested_pem(&req, connection_cert)?;
-        let fp = self
-            .insert_certificate(
-                pem,
-                req.name,
-                kind,
-                req.restricted,
-                req.projects.unwrap_or_default(),
-            )
-            .await?;
+        let fp = self.insert_certificate(pem, req.name, kind, req.restricted, req.projects.unwrap_or_default()).await?;
         Ok(CertificateAdded::Certificate(fp))
     }
 
-    async fn issue_certificate_token(
-        &self,
-        mut req: CertificatesPost,
-    ) -> Result<std::sync::Arc<Op>> {
+    async fn issue_certificate_token(&self, mut req: CertificatesPost) -> Result<std::sync::Arc<Op>> {
         if req.name.is_empty() {
             return Err(Error::BadRequest("A client name must be provided".into()));
         }
@@ -141,16 +108,10 @@ impl Daemon {
         let addresses: Vec<String> = stored
             .member
             .get("core.https_address")
-            .map(|a| {
-                config::parse_address(a, 8443)
-                    .map(|c| vec![c])
-                    .unwrap_or_default()
-            })
+            .map(|a| config::parse_address(a, 8443).map(|c| vec![c]).unwrap_or_default())
             .unwrap_or_default();
         if addresses.is_empty() {
-            return Err(Error::BadRequest(
-                "Can't issue token when server isn't listening on network".into(),
-            ));
+            return Err(Error::BadRequest("Can't issue token when server isn't listening on network".into()));
         }
         let mut metadata = serde_json::json!({
             "addresses": addresses,
@@ -159,8 +120,7 @@ impl Daemon {
             "secret": trust::random_hex(32),
         });
         let expiry = config::effective(&stored.cluster, "core.remote_token_expiry");
-        let expires_at =
-            config::parse_expiry(expiry).map(|secs| time::now_nanos() + secs * 1_000_000_000);
+        let expires_at = config::parse_expiry(expiry).map(|secs| time::now_nanos() + secs * 1_000_000_000);
         if let (Some(at), Some(obj)) = (expires_at, metadata.as_object_mut()) {
             obj.insert("expiresAt".into(), time::rfc3339(at).into());
         }
@@ -181,22 +141,13 @@ impl Daemon {
                 let _ = ops.cancel(&id);
             });
         }
-        self.events.lifecycle(
-            "default",
-            "certificate-token-created",
-            format!("/1.0/operations/{}", op.id),
-            None,
-        );
+        self.events.lifecycle("default", "certificate-token-created", format!("/1.0/operations/{}", op.id), None);
         Ok(op)
     }
 
     /// `POST /1.0/certificates` from an untrusted client: the password is a certificate-add
     /// token or the trust password; the certificate trusted is the connection's.
-    pub async fn add_certificate_untrusted(
-        &self,
-        req: CertificatesPost,
-        connection_cert: Option<&[u8]>,
-    ) -> Result<String> {
+    pub async fn add_certificate_untrusted(&self, req: CertificatesPost, connection_cert: Option<&[u8]>) -> Result<String> {
         let denied = || Error::Forbidden("not authorized".into());
         if req.password.is_empty() {
             return Err(denied());
@@ -207,118 +158,58 @@ impl Daemon {
                 .operations
                 .consume_token(&token.secret, |md| {
                     md.get("request").is_some()
-                        && md
-                            .get("expiresAt")
-                            .and_then(|v| v.as_str())
-                            .and_then(time::parse_rfc3339)
-                            .is_none_or(|at| at > now)
+                        && md.get("expiresAt").and_then(|v| v.as_str()).and_then(time::parse_rfc3339).is_none_or(|at| at > now)
                 })
                 .ok_or_else(denied)?;
             let stored: CertificatesPost =
-                serde_json::from_value(md.get("request").cloned().unwrap_or_default())
-                    .unwrap_or_default();
+                serde_json::from_value(md.get("request").cloned().unwrap_or_default()).unwrap_or_default();
             let pem = Self::requested_pem(&CertificatesPost::default(), connection_cert)?;
             let kind = Self::kind_of(&stored.kind)?;
-            return self
-                .insert_certificate(
-                    pem,
-                    stored.name,
-                    kind,
-                    stored.restricted,
-                    stored.projects.unwrap_or_default(),
-                )
-                .await;
+            return self.insert_certificate(pem, stored.name, kind, stored.restricted, stored.projects.unwrap_or_default()).await;
         }
         let stored = self.stored_config().await?;
-        let hash = stored
-            .cluster
-            .get("core.trust_password")
-            .ok_or_else(denied)?;
+        let hash = stored.cluster.get("core.trust_password").ok_or_else(denied)?;
         if !trust::verify_password(hash, &req.password) {
             return Err(denied());
         }
         let kind = Self::kind_of(&req.kind)?;
         let pem = Self::requested_pem(&req, connection_cert)?;
-        self.insert_certificate(
-            pem,
-            req.name,
-            kind,
-            req.restricted,
-            req.projects.unwrap_or_default(),
-        )
-        .await
+        self.insert_certificate(pem, req.name, kind, req.restricted, req.projects.unwrap_or_default()).await
     }
 
-    pub async fn update_certificate(
-        &self,
-        fingerprint: &str,
-        put: CertificatePut,
-        patch: bool,
-    ) -> Result<()> {
+    pub async fn update_certificate(&self, fingerprint: &str, put: CertificatePut, patch: bool) -> Result<()> {
         let current = store_certs::get(&self.global, fingerprint).await?;
-        let name = if patch && put.name.is_empty() {
-            current.name.clone()
-        } else {
-            put.name
-        };
-        let kind = if patch && put.kind.is_empty() {
-            current.kind
-        } else {
-            Self::kind_of(&put.kind)?
-        };
+        let name = if patch && put.name.is_empty() { current.name.clone() } else { put.name };
+        let kind = if patch && put.kind.is_empty() { current.kind } else { Self::kind_of(&put.kind)? };
         let projects = match put.projects {
             Some(p) => p,
             None if patch => current.projects.clone(),
             None => Vec::new(),
         };
         if !put.certificate.is_empty() && put.certificate != current.certificate {
-            return Err(Error::BadRequest(
-                "Changing the certificate is not supported".into(),
-            ));
+            return Err(Error::BadRequest("Changing the certificate is not supported".into()));
         }
         let mut b = Batch::new();
-        store_certs::update(
-            &mut b,
-            &current.fingerprint,
-            &name,
-            kind,
-            put.restricted,
-            &projects,
-        );
+        store_certs::update(&mut b, &current.fingerprint, &name, kind, put.restricted, &projects);
         self.global.apply(&b).await?;
         self.refresh_trust().await?;
-        self.events.lifecycle(
-            "default",
-            "certificate-updated",
-            format!("/1.0/certificates/{}", current.fingerprint),
-            None,
-        );
+        self.events.lifecycle("default", "certificate-updated", format!("/1.0/certificates/{}", current.fingerprint), None);
         Ok(())
     }
 
-    pub async fn delete_certificate(
-        &self,
-        fingerprint: &str,
-        requestor: Option<EventRequestor>,
-    ) -> Result<()> {
+    pub async fn delete_certificate(&self, fingerprint: &str, requestor: Option<EventRequestor>) -> Result<()> {
         let current = store_certs::get(&self.global, fingerprint).await?;
         let mut b = Batch::new();
         store_certs::delete(&mut b, &current.fingerprint);
         self.global.apply(&b).await?;
         self.refresh_trust().await?;
-        self.events.lifecycle(
-            "default",
-            "certificate-deleted",
-            format!("/1.0/certificates/{}", current.fingerprint),
-            requestor,
-        );
+        self.events.lifecycle("default", "certificate-deleted", format!("/1.0/certificates/{}", current.fingerprint), requestor);
         Ok(())
     }
 
     /// Whether `fingerprint` belongs to a trusted client certificate.
     pub fn is_trusted_client(&self, fingerprint: &str) -> bool {
-        self.trusted(fingerprint)
-            .is_some_and(|t| t.kind == TYPE_CLIENT || t.kind == global::certificates::TYPE_SERVER)
+        self.trusted(fingerprint).is_some_and(|t| t.kind == TYPE_CLIENT || t.kind == global::certificates::TYPE_SERVER)
     }
 }
 

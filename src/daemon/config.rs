@@ -37,23 +37,11 @@ struct KeyDef {
 }
 
 const fn key(name: &'static str, scope: Scope, kind: Kind, default: &'static str) -> KeyDef {
-    KeyDef {
-        name,
-        scope,
-        kind,
-        default,
-        hidden: false,
-    }
+    KeyDef { name, scope, kind, default, hidden: false }
 }
 
 const fn hidden(name: &'static str, scope: Scope) -> KeyDef {
-    KeyDef {
-        name,
-        scope,
-        kind: Kind::Any,
-        default: "",
-        hidden: true,
-    }
+    KeyDef { name, scope, kind: Kind::Any, default: "", hidden: true }
 }
 
 use Kind::*;
@@ -89,19 +77,9 @@ const KEYS: &[KeyDef] = &[
     key("images.compression_algorithm", Cluster, Compression, "gzip"),
     key("images.default_architecture", Cluster, Any, ""),
     key("images.remote_cache_expiry", Cluster, Int(Some(0)), "10"),
-    key(
-        "backups.compression_algorithm",
-        Cluster,
-        Compression,
-        "gzip",
-    ),
+    key("backups.compression_algorithm", Cluster, Compression, "gzip"),
     key("cluster.offline_threshold", Cluster, OfflineThreshold, "20"),
-    key(
-        "cluster.images_minimal_replica",
-        Cluster,
-        ImagesReplica,
-        "3",
-    ),
+    key("cluster.images_minimal_replica", Cluster, ImagesReplica, "3"),
     key("cluster.max_voters", Cluster, MaxVoters, "3"),
     key("cluster.max_standby", Cluster, MaxStandby, "2"),
     key("cluster.join_token_expiry", Cluster, Expiry, "3H"),
@@ -151,9 +129,7 @@ pub fn effective<'a>(config: &'a BTreeMap<String, String>, name: &str) -> &'a st
 }
 
 pub fn effective_i64(config: &BTreeMap<String, String>, name: &str) -> i64 {
-    effective(config, name)
-        .parse()
-        .unwrap_or_else(|_| default(name).parse().unwrap_or(0))
+    effective(config, name).parse().unwrap_or_else(|_| default(name).parse().unwrap_or(0))
 }
 
 /// Checks one key and value; "" always resets a known key to its default.
@@ -210,9 +186,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         },
         Expiry => match parse_expiry(value) {
             Some(_) => Ok(()),
-            None => fail(
-                "Invalid expiry: expected a number followed by S, M, H, d, w, m or y (e.g. 3H)",
-            ),
+            None => fail("Invalid expiry: expected a number followed by S, M, H, d, w, m or y (e.g. 3H)"),
         },
     }
 }
@@ -264,12 +238,8 @@ pub fn parse_address(value: &str, default_port: u16) -> Result<String, String> {
     } else {
         (v.to_string(), String::new())
     };
-    let port = if port.is_empty() {
-        default_port
-    } else {
-        port.parse::<u16>()
-            .map_err(|_| format!("Invalid port \"{port}\""))?
-    };
+    let port =
+        if port.is_empty() { default_port } else { port.parse::<u16>().map_err(|_| format!("Invalid port \"{port}\""))? };
     if host.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(format!("Invalid host \"{host}\""));
     }
@@ -289,10 +259,7 @@ mod tests {
 
     #[test]
     fn validation_messages_match_lxd() {
-        assert_eq!(
-            validate("bogus.key", "1").unwrap_err(),
-            "cannot set 'bogus.key' to '1': unknown key"
-        );
+        assert_eq!(validate("bogus.key", "1").unwrap_err(), "cannot set 'bogus.key' to '1': unknown key");
         assert_eq!(
             validate("cluster.offline_threshold", "10").unwrap_err(),
             "cannot set 'cluster.offline_threshold' to '10': Value must be greater than '10'"

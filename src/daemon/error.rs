@@ -40,6 +40,7 @@ impl From<StoreError> for Error {
         match e {
             StoreError::NotFound(m) => Error::NotFound(m),
             StoreError::Conflict(m) | StoreError::Guard(m) => Error::Conflict(m),
+            StoreError::Unavailable(m) => Error::Unavailable(m),
             other => Error::Internal(other.to_string()),
         }
     }

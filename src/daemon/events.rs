@@ -27,10 +27,7 @@ impl Default for EventHub {
 impl EventHub {
     pub fn new() -> EventHub {
         let (tx, _) = broadcast::channel(4096);
-        EventHub {
-            tx,
-            location: RwLock::new("none".into()),
-        }
+        EventHub { tx, location: RwLock::new("none".into()) }
     }
 
     /// The `location` stamped on this member's events: its name, or `none` when standalone.
@@ -41,10 +38,7 @@ impl EventHub {
     }
 
     pub fn location(&self) -> String {
-        self.location
-            .read()
-            .map(|l| l.clone())
-            .unwrap_or_else(|_| "none".into())
+        self.location.read().map(|l| l.clone()).unwrap_or_else(|_| "none".into())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
@@ -73,24 +67,9 @@ impl EventHub {
         let _ = self.tx.send(Arc::new(event));
     }
 
-    pub fn lifecycle(
-        &self,
-        project: &str,
-        action: &str,
-        source: String,
-        requestor: Option<EventRequestor>,
-    ) {
-        let ev = LifecycleEvent {
-            action: action.into(),
-            source,
-            context: None,
-            requestor,
-        };
-        self.send(
-            TYPE_LIFECYCLE,
-            project,
-            serde_json::to_value(ev).unwrap_or_default(),
-        );
+    pub fn lifecycle(&self, project: &str, action: &str, source: String, requestor: Option<EventRequestor>) {
+        let ev = LifecycleEvent { action: action.into(), source, context: None, requestor };
+        self.send(TYPE_LIFECYCLE, project, serde_json::to_value(ev).unwrap_or_default());
     }
 }
 
@@ -124,18 +103,11 @@ impl tracing::field::Visit for FieldCollector {
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LoggingLayer {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
         if !self.hub.has_listeners() || !event.metadata().target().starts_with("rxd") {
             return;
         }
-        let mut fields = FieldCollector {
-            message: String::new(),
-            context: serde_json::Map::new(),
-        };
+        let mut fields = FieldCollector { message: String::new(), context: serde_json::Map::new() };
         event.record(&mut fields);
         let level = match *event.metadata().level() {
             tracing::Level::ERROR => "error",

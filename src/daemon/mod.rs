@@ -12,6 +12,7 @@ pub mod operations;
 pub mod profiles;
 pub mod projects;
 pub mod server;
+pub mod sql;
 pub mod storage;
 pub mod trust;
 
@@ -42,11 +43,7 @@ impl Paths {
     }
     /// `$LXD_DIR`, else `/var/lib/rxd`.
     pub fn from_env() -> Paths {
-        Paths::new(
-            std::env::var_os("LXD_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/var/lib/rxd")),
-        )
+        Paths::new(std::env::var_os("LXD_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/rxd")))
     }
     pub fn socket(&self) -> PathBuf {
         self.dir.join("unix.socket")
@@ -65,6 +62,9 @@ impl Paths {
     }
     pub fn lock_file(&self) -> PathBuf {
         self.dir.join(".rxd.lock")
+    }
+    pub fn cluster_cert(&self) -> PathBuf {
+        self.dir.join("cluster.crt")
     }
     pub fn storage_pools(&self) -> PathBuf {
         self.dir.join("storage-pools")
@@ -92,13 +92,22 @@ pub struct Daemon {
     pub global: GlobalDb,
     pub events: Arc<EventHub>,
     pub operations: Arc<Operations>,
-    /// This member's own certificate (`server.crt`) and its fingerprint.
+    /// This member's own certificate (`server.crt`).
     pub server_cert: KeyPairPem,
-    server_fingerprint: String,
+    /// What the listeners present: the cluster certificate once clustered, else `server_cert`;
+    /// with its fingerprint.
+    listener_identity: RwLock<(KeyPairPem, String, Arc<rustls::ServerConfig>)>,
+    /// The running cluster machinery (raft node, transport, replicated database), if clustered.
+    cluster: RwLock<Option<Arc<crate::cluster::membership::Runtime>>>,
+    /// Serialises membership changes on this member.
+    pub membership_lock: tokio::sync::Mutex<()>,
     /// Facts about the host probed once at start.
     pub environment: server::StaticEnvironment,
     config_cache: RwLock<Option<server::StoredConfig>>,
     trusted: RwLock<HashMap<String, Trusted>>,
+    trust_refreshed: std::sync::Mutex<std::time::Instant>,
+    /// Members' certificates trusted while joining, before our replica holds the trust store.
+    member_trust: RwLock<HashMap<String, Trusted>>,
     listeners: OnceLock<Arc<dyn ListenerControl>>,
     /// Serialises configuration changes so listener moves and database writes stay in step.
     pub config_lock: tokio::sync::Mutex<()>,
@@ -110,15 +119,10 @@ pub struct Daemon {
 /// Why a daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(
-        "another rxd daemon is already running on {dir} (pid {pid}); stop it first with `lxd shutdown`"
-    )]
+    #[error("another rxd daemon is already running on {dir} (pid {pid}); stop it first with `lxd shutdown`")]
     AlreadyRunning { dir: String, pid: String },
     #[error("failed to prepare {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -128,10 +132,7 @@ pub enum StartError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
-    move |source| StartError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| StartError::Io { path: path.display().to_string(), source }
 }
 
 fn ensure_dir(path: &Path, mode: u32) -> std::result::Result<(), StartError> {
@@ -144,13 +145,8 @@ fn ensure_dir(path: &Path, mode: u32) -> std::result::Result<(), StartError> {
 fn take_lock(paths: &Paths) -> std::result::Result<nix::fcntl::Flock<std::fs::File>, StartError> {
     use std::io::{Read, Seek, Write};
     let path = paths.lock_file();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err(&path))?;
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io_err(&path))?;
     match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(mut lock) => {
             let _ = lock.set_len(0);
@@ -161,10 +157,7 @@ fn take_lock(paths: &Paths) -> std::result::Result<nix::fcntl::Flock<std::fs::Fi
         Err((mut file, _)) => {
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
-            Err(StartError::AlreadyRunning {
-                dir: paths.dir.display().to_string(),
-                pid: pid.trim().to_string(),
-            })
+            Err(StartError::AlreadyRunning { dir: paths.dir.display().to_string(), pid: pid.trim().to_string() })
         }
     }
 }
@@ -212,26 +205,27 @@ impl Daemon {
         let events = Arc::new(EventHub::new());
         let operations = Operations::new(events.clone());
         let daemon = Arc::new(Daemon {
-            paths,
+            paths: paths.clone(),
             local,
             global,
             events,
             operations,
-            server_fingerprint: tls::fingerprint_pem(&server_cert.cert)?,
+            listener_identity: RwLock::new(Self::load_listener_identity(&paths, &server_cert)?),
+            cluster: RwLock::new(None),
+            membership_lock: tokio::sync::Mutex::new(()),
             server_cert,
             environment: server::StaticEnvironment::probe(),
             config_cache: RwLock::new(None),
             trusted: RwLock::new(HashMap::new()),
+            trust_refreshed: std::sync::Mutex::new(std::time::Instant::now()),
+            member_trust: RwLock::new(HashMap::new()),
             listeners: OnceLock::new(),
             config_lock: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,
             _lock: lock,
         });
-        daemon
-            .refresh_trust()
-            .await
-            .map_err(|e| StartError::Store(crate::store::StoreError::Guard(e.to_string())))?;
+        daemon.refresh_trust().await.map_err(|e| StartError::Store(crate::store::StoreError::Guard(e.to_string())))?;
         Ok(daemon)
     }
 
@@ -245,36 +239,104 @@ impl Daemon {
 
     /// Reloads the in-memory trust cache from the trust store.
     pub async fn refresh_trust(&self) -> Result<()> {
-        let certs = global::certificates::list(&self.global).await?;
-        let map = certs
-            .into_iter()
-            .map(|c| {
-                (
-                    c.fingerprint,
-                    Trusted {
-                        kind: c.kind,
-                        name: c.name,
-                    },
-                )
-            })
-            .collect();
+        let replica = self.cluster_runtime().and_then(|rt| rt.raft.clone());
+        let certs = match replica {
+            Some(raft) => {
+                let db = raft.state_machine.database();
+                let db = db.read().await;
+                global::certificates::list_from_replica(&db).await?
+            }
+            None => global::certificates::list(&self.global).await?,
+        };
+        if let Ok(mut at) = self.trust_refreshed.lock() {
+            *at = std::time::Instant::now();
+        }
+        let map = certs.into_iter().map(|c| (c.fingerprint, Trusted { kind: c.kind, name: c.name })).collect();
         if let Ok(mut t) = self.trusted.write() {
             *t = map;
         }
         Ok(())
     }
 
+    /// Looks a fingerprint up, reloading the trust store first (at most every 250 ms) when it
+    /// is unknown: another member may just have added it.
+    pub async fn trusted_fresh(&self, fingerprint: &str) -> Option<Trusted> {
+        if let Some(t) = self.trusted(fingerprint) {
+            return Some(t);
+        }
+        let stale = self.trust_refreshed.lock().map(|at| at.elapsed() > std::time::Duration::from_millis(250)).unwrap_or(true);
+        if stale {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.refresh_trust()).await;
+        }
+        self.trusted(fingerprint)
+    }
+
+    /// Trusts other members' server certificates (fingerprint, name) ahead of the trust store.
+    pub fn trust_members(&self, certs: impl Iterator<Item = (String, String)>) {
+        if let Ok(mut t) = self.member_trust.write() {
+            for (fp, name) in certs {
+                t.insert(fp, Trusted { kind: global::certificates::TYPE_SERVER, name });
+            }
+        }
+    }
+
     pub fn trusted(&self, fingerprint: &str) -> Option<Trusted> {
+        if let Some(t) = self.member_trust.read().ok().and_then(|m| m.get(fingerprint).cloned()) {
+            return Some(t);
+        }
         self.trusted.read().ok()?.get(fingerprint).cloned()
     }
 
-    /// The certificate the HTTPS listener presents.
+    fn load_listener_identity(
+        paths: &Paths,
+        server: &KeyPairPem,
+    ) -> std::result::Result<(KeyPairPem, String, Arc<rustls::ServerConfig>), StartError> {
+        let pair = if paths.dir.join("cluster.crt").exists() {
+            tls::load_or_generate(&paths.dir, "cluster", CertKind::Server)?
+        } else {
+            server.clone()
+        };
+        let fp = tls::fingerprint_pem(&pair.cert)?;
+        let config = tls::server_config(&pair)?;
+        Ok((pair, fp, config))
+    }
+
+    /// The TLS configuration listeners accept new connections with.
+    pub fn tls_server_config(&self) -> Arc<rustls::ServerConfig> {
+        match self.listener_identity.read() {
+            Ok(i) => i.2.clone(),
+            Err(p) => p.into_inner().2.clone(),
+        }
+    }
+
+    /// The certificate the HTTPS listeners present.
     pub fn identity(&self) -> KeyPairPem {
-        self.server_cert.clone()
+        self.listener_identity.read().map(|i| i.0.clone()).unwrap_or_else(|_| self.server_cert.clone())
     }
 
     pub fn identity_fingerprint(&self) -> String {
-        self.server_fingerprint.clone()
+        self.listener_identity.read().map(|i| i.1.clone()).unwrap_or_default()
+    }
+
+    /// Switches the listeners to `pair` (the cluster certificate after bootstrap or join).
+    pub fn set_identity(&self, pair: KeyPairPem) -> std::result::Result<(), tls::TlsError> {
+        let fp = tls::fingerprint_pem(&pair.cert)?;
+        let config = tls::server_config(&pair)?;
+        if let Ok(mut i) = self.listener_identity.write() {
+            *i = (pair, fp, config);
+        }
+        Ok(())
+    }
+
+    pub fn cluster_runtime(&self) -> Option<Arc<crate::cluster::membership::Runtime>> {
+        self.cluster.read().ok()?.clone()
+    }
+
+    pub fn set_cluster_runtime(&self, rt: Option<Arc<crate::cluster::membership::Runtime>>) {
+        if let Ok(mut c) = self.cluster.write() {
+            *c = rt;
+        }
+        self.invalidate_config();
     }
 
     pub fn begin_shutdown(&self) {
@@ -294,7 +356,10 @@ impl Daemon {
     }
 
     pub async fn close(&self) {
-        self.global.database().close().await;
+        if let Some(rt) = self.cluster_runtime() {
+            rt.stop().await;
+        }
+        self.global.close().await;
         self.local.database().close().await;
     }
 }

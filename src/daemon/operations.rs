@@ -57,28 +57,17 @@ pub struct Op {
 
 impl Op {
     pub fn status(&self) -> OpStatus {
-        self.state
-            .lock()
-            .map(|s| s.status)
-            .unwrap_or(OpStatus::Failure)
+        self.state.lock().map(|s| s.status).unwrap_or(OpStatus::Failure)
     }
 
     pub fn metadata(&self) -> serde_json::Value {
-        self.state
-            .lock()
-            .map(|s| s.metadata.clone())
-            .unwrap_or_default()
+        self.state.lock().map(|s| s.metadata.clone()).unwrap_or_default()
     }
 
     pub fn render(&self) -> Operation {
         let (status, metadata, err, updated) = match self.state.lock() {
             Ok(s) => (s.status, s.metadata.clone(), s.err.clone(), s.updated_at),
-            Err(_) => (
-                OpStatus::Failure,
-                serde_json::Value::Null,
-                "poisoned".into(),
-                self.created_at,
-            ),
+            Err(_) => (OpStatus::Failure, serde_json::Value::Null, "poisoned".into(), self.created_at),
         };
         Operation {
             id: self.id.clone(),
@@ -121,19 +110,12 @@ pub struct NewOp {
 
 impl Operations {
     pub fn new(events: Arc<EventHub>) -> Arc<Operations> {
-        Arc::new(Operations {
-            ops: Mutex::new(HashMap::new()),
-            events,
-        })
+        Arc::new(Operations { ops: Mutex::new(HashMap::new()), events })
     }
 
     fn publish(&self, op: &Op) {
         let rendered = op.render();
-        self.events.send(
-            TYPE_OPERATION,
-            &op.project,
-            serde_json::to_value(rendered).unwrap_or_default(),
-        );
+        self.events.send(TYPE_OPERATION, &op.project, serde_json::to_value(rendered).unwrap_or_default());
     }
 
     /// Registers an operation in the Running state.
@@ -149,12 +131,7 @@ impl Operations {
             may_cancel: new.may_cancel,
             created_at: now,
             location: self.events.location(),
-            state: Mutex::new(OpState {
-                status: OpStatus::Running,
-                metadata: new.metadata,
-                err: String::new(),
-                updated_at: now,
-            }),
+            state: Mutex::new(OpState { status: OpStatus::Running, metadata: new.metadata, err: String::new(), updated_at: now }),
             done,
         });
         if let Ok(mut ops) = self.ops.lock() {
@@ -181,11 +158,7 @@ impl Operations {
 
     /// Moves a running operation to Success or Failure.
     pub fn finish(self: &Arc<Self>, id: &str, result: TaskResult) {
-        let status = if result.is_ok() {
-            OpStatus::Success
-        } else {
-            OpStatus::Failure
-        };
+        let status = if result.is_ok() { OpStatus::Success } else { OpStatus::Failure };
         self.transition(id, status, |s| match result {
             Ok(Some(md)) => s.metadata = md,
             Ok(None) => {}
@@ -207,12 +180,7 @@ impl Operations {
     }
 
     /// Sets a final status once; returns false if the operation was already final (or absent).
-    fn transition(
-        self: &Arc<Self>,
-        id: &str,
-        status: OpStatus,
-        edit: impl FnOnce(&mut OpState),
-    ) -> bool {
+    fn transition(self: &Arc<Self>, id: &str, status: OpStatus, edit: impl FnOnce(&mut OpState)) -> bool {
         let Some(op) = self.get(id) else { return false };
         {
             let Ok(mut s) = op.state.lock() else {
@@ -244,11 +212,7 @@ impl Operations {
         if !op.may_cancel {
             return Err(CancelError::NotCancelable);
         }
-        if self.transition(id, OpStatus::Cancelled, |_| {}) {
-            Ok(())
-        } else {
-            Err(CancelError::AlreadyDone)
-        }
+        if self.transition(id, OpStatus::Cancelled, |_| {}) { Ok(()) } else { Err(CancelError::AlreadyDone) }
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Op>> {
@@ -256,11 +220,7 @@ impl Operations {
     }
 
     pub fn list(&self) -> Vec<Arc<Op>> {
-        let mut v: Vec<Arc<Op>> = self
-            .ops
-            .lock()
-            .map(|o| o.values().cloned().collect())
-            .unwrap_or_default();
+        let mut v: Vec<Arc<Op>> = self.ops.lock().map(|o| o.values().cloned().collect()).unwrap_or_default();
         v.sort_by_key(|o| o.created_at);
         v
     }
@@ -272,11 +232,7 @@ impl Operations {
         secret: &str,
         extra: impl Fn(&serde_json::Value) -> bool,
     ) -> Option<serde_json::Value> {
-        let candidates: Vec<Arc<Op>> = self
-            .list()
-            .into_iter()
-            .filter(|o| o.class == OpClass::Token)
-            .collect();
+        let candidates: Vec<Arc<Op>> = self.list().into_iter().filter(|o| o.class == OpClass::Token).collect();
         for op in candidates {
             let md = op.metadata();
             if md.get("secret").and_then(|s| s.as_str()) == Some(secret)

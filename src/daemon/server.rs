@@ -86,42 +86,32 @@ pub struct StaticEnvironment {
 impl StaticEnvironment {
     pub fn probe() -> StaticEnvironment {
         let uts = nix::sys::utsname::uname().ok();
-        let text = |f: Option<&std::ffi::OsStr>| {
-            f.map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
+        let text = |f: Option<&std::ffi::OsStr>| f.map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let (os_name, os_version) = os_release();
         StaticEnvironment {
             os_name,
             os_version,
-            kernel: uts
-                .as_ref()
-                .map(|u| text(Some(u.sysname())))
-                .unwrap_or_default(),
-            kernel_architecture: uts
-                .as_ref()
-                .map(|u| text(Some(u.machine())))
-                .unwrap_or_default(),
-            kernel_version: uts
-                .as_ref()
-                .map(|u| text(Some(u.release())))
-                .unwrap_or_default(),
+            kernel: uts.as_ref().map(|u| text(Some(u.sysname()))).unwrap_or_default(),
+            kernel_architecture: uts.as_ref().map(|u| text(Some(u.machine()))).unwrap_or_default(),
+            kernel_version: uts.as_ref().map(|u| text(Some(u.release()))).unwrap_or_default(),
             architectures: match std::env::consts::ARCH {
                 "x86_64" => vec!["x86_64".into(), "i686".into()],
                 other => vec![other.into()],
             },
-            api_extensions: api::extensions::API_EXTENSIONS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            api_extensions: api::extensions::API_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
 
 impl Daemon {
-    /// The stored configuration, served from memory; writes through this daemon refresh it.
+    /// The stored configuration. A standalone member serves it from memory (only its own
+    /// writes change it); in a cluster the cluster-wide part is read from the replicated
+    /// database every time, so a change made on any member is seen at once.
     pub async fn stored_config(&self) -> Result<StoredConfig> {
-        if let Some(c) = self.config_cache.read().ok().and_then(|c| c.clone()) {
+        if let Some(mut c) = self.config_cache.read().ok().and_then(|c| c.clone()) {
+            if self.global.is_replicated() {
+                c.cluster = global::config::get_all(&self.global).await?;
+            }
             return Ok(c);
         }
         let fresh = StoredConfig {
@@ -146,24 +136,15 @@ impl Daemon {
     /// The server name: the member's name once clustered, else the host name.
     pub async fn server_name(&self) -> Result<String> {
         let nodes = global::nodes::list(&self.global).await?;
-        let name = nodes
-            .iter()
-            .find(|n| n.address != global::nodes::STANDALONE_ADDRESS)
-            .map(|n| n.name.clone());
+        let name = nodes.iter().find(|n| n.address != global::nodes::STANDALONE_ADDRESS).map(|n| n.name.clone());
         Ok(name.unwrap_or_else(|| {
-            nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .unwrap_or_else(|| "localhost".into())
+            nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
         }))
     }
 
     pub fn untrusted_info(&self) -> ServerUntrusted {
         ServerUntrusted {
-            api_extensions: api::extensions::API_EXTENSIONS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            api_extensions: api::extensions::API_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
             api_status: "stable".into(),
             api_version: "1.0".into(),
             auth: "untrusted".into(),
@@ -176,50 +157,29 @@ impl Daemon {
         let stored = self.stored_config().await?;
         let mut cfg = serde_json::Map::new();
         for (k, v) in stored.member.iter().chain(stored.cluster.iter()) {
-            let value = if config::is_hidden(k) {
-                serde_json::Value::Bool(true)
-            } else {
-                v.clone().into()
-            };
+            let value = if config::is_hidden(k) { serde_json::Value::Bool(true) } else { v.clone().into() };
             cfg.insert(k.clone(), value);
         }
         let uts = nix::sys::utsname::uname().ok();
-        let text = |f: Option<&std::ffi::OsStr>| {
-            f.map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
+        let text = |f: Option<&std::ffi::OsStr>| f.map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let (os_name, os_version) = os_release();
         let identity = self.identity();
-        let addresses = stored
-            .member
-            .get("core.https_address")
-            .map(|a| expand_addresses(a))
-            .unwrap_or_default();
+        let addresses = stored.member.get("core.https_address").map(|a| expand_addresses(a)).unwrap_or_default();
         let environment = ServerEnvironment {
             addresses,
             architectures: match std::env::consts::ARCH {
                 "x86_64" => vec!["x86_64".into(), "i686".into()],
                 other => vec![other.into()],
             },
-            certificate_fingerprint: crate::tls::fingerprint_pem(&identity.cert)
-                .unwrap_or_default(),
+            certificate_fingerprint: crate::tls::fingerprint_pem(&identity.cert).unwrap_or_default(),
             certificate: identity.cert,
             driver: "rxd".into(),
             driver_version: env!("CARGO_PKG_VERSION").into(),
             firewall: "nftables".into(),
-            kernel: uts
-                .as_ref()
-                .map(|u| text(Some(u.sysname())))
-                .unwrap_or_default(),
-            kernel_architecture: uts
-                .as_ref()
-                .map(|u| text(Some(u.machine())))
-                .unwrap_or_default(),
+            kernel: uts.as_ref().map(|u| text(Some(u.sysname()))).unwrap_or_default(),
+            kernel_architecture: uts.as_ref().map(|u| text(Some(u.machine()))).unwrap_or_default(),
             kernel_features: BTreeMap::new(),
-            kernel_version: uts
-                .as_ref()
-                .map(|u| text(Some(u.release())))
-                .unwrap_or_default(),
+            kernel_version: uts.as_ref().map(|u| text(Some(u.release()))).unwrap_or_default(),
             lxc_features: BTreeMap::new(),
             os_name,
             os_version,
@@ -232,11 +192,7 @@ impl Daemon {
             server_version: api::SERVER_VERSION.into(),
             storage: "dir".into(),
             storage_version: "1".into(),
-            storage_supported_drivers: vec![StorageDriverInfo {
-                name: "dir".into(),
-                version: "1".into(),
-                remote: false,
-            }],
+            storage_supported_drivers: vec![StorageDriverInfo { name: "dir".into(), version: "1".into(), remote: false }],
         };
         let u = self.untrusted_info();
         Ok(Server {
@@ -254,11 +210,7 @@ impl Daemon {
     /// Applies a `PUT` (replace: keys left out are unset) or `PATCH` (merge) of the server
     /// configuration. Every key is validated before anything changes; a listener that cannot be
     /// bound refuses the change.
-    pub async fn update_config(
-        &self,
-        body: &serde_json::Map<String, serde_json::Value>,
-        replace: bool,
-    ) -> Result<()> {
+    pub async fn update_config(&self, body: &serde_json::Map<String, serde_json::Value>, replace: bool) -> Result<()> {
         let _guard = self.config_lock.lock().await;
         let stored = self.stored_config().await?;
 
@@ -283,14 +235,7 @@ impl Daemon {
             if stored.get(k) == Some(value) {
                 continue;
             }
-            target.insert(
-                k.clone(),
-                if value.is_empty() {
-                    None
-                } else {
-                    Some(value.clone())
-                },
-            );
+            target.insert(k.clone(), if value.is_empty() { None } else { Some(value.clone()) });
         }
         if replace {
             for k in stored.member.keys() {
@@ -310,12 +255,8 @@ impl Daemon {
         if let Some(Some(pw)) = cluster.get_mut("core.trust_password") {
             *pw = trust::hash_password(pw);
         }
-        if member.contains_key("cluster.https_address")
-            && !self.local.raft_nodes().await?.is_empty()
-        {
-            return Err(Error::BadRequest(
-                "Changing cluster.https_address is currently not supported".into(),
-            ));
+        if member.contains_key("cluster.https_address") && !self.local.raft_nodes().await?.is_empty() {
+            return Err(Error::BadRequest("Changing cluster.https_address is currently not supported".into()));
         }
 
         let old_address = stored.member.get("core.https_address").cloned();
@@ -342,8 +283,7 @@ impl Daemon {
             }
             return Err(e.into());
         }
-        self.events
-            .lifecycle("default", "config-updated", "/1.0".into(), None);
+        self.events.lifecycle("default", "config-updated", "/1.0".into(), None);
         Ok(())
     }
 }

@@ -12,20 +12,9 @@ use crate::store::Batch;
 use crate::store::global::storage_pools::{self as store_pools, STATE_CREATED, STATE_ERRORED};
 
 /// Keys that may differ between members.
-pub const MEMBER_KEYS: &[&str] = &[
-    "size",
-    "source",
-    "volatile.initial_source",
-    "zfs.pool_name",
-    "lvm.thinpool_name",
-    "lvm.vg_name",
-];
-const DIR_KEYS: &[&str] = &[
-    "source",
-    "volatile.initial_source",
-    "rsync.bwlimit",
-    "rsync.compression",
-];
+pub const MEMBER_KEYS: &[&str] =
+    &["size", "source", "volatile.initial_source", "zfs.pool_name", "lvm.thinpool_name", "lvm.vg_name"];
+const DIR_KEYS: &[&str] = &["source", "volatile.initial_source", "rsync.bwlimit", "rsync.compression"];
 const SUBDIRS: &[&str] = &[
     "containers",
     "containers-snapshots",
@@ -38,15 +27,11 @@ const SUBDIRS: &[&str] = &[
 
 fn validate_config(driver: &str, config: &BTreeMap<String, String>) -> Result<()> {
     if driver != "dir" {
-        return Err(Error::BadRequest(format!(
-            "Storage driver \"{driver}\" is not supported (supported: dir)"
-        )));
+        return Err(Error::BadRequest(format!("Storage driver \"{driver}\" is not supported (supported: dir)")));
     }
     for k in config.keys() {
         if !DIR_KEYS.contains(&k.as_str()) && !k.starts_with("user.") {
-            return Err(Error::BadRequest(format!(
-                "Invalid option for dir storage driver: \"{k}\""
-            )));
+            return Err(Error::BadRequest(format!("Invalid option for dir storage driver: \"{k}\"")));
         }
     }
     Ok(())
@@ -104,24 +89,15 @@ impl Daemon {
             return Err(Error::BadRequest("No driver provided".into()));
         }
         validate_config(&req.driver, &req.config)?;
-        if store_pools::list(&self.global, 1)
-            .await?
-            .iter()
-            .any(|p| p.name == req.name)
-        {
-            return Err(Error::Conflict(format!(
-                "Storage pool \"{}\" already exists",
-                req.name
-            )));
+        if store_pools::list(&self.global, 1).await?.iter().any(|p| p.name == req.name) {
+            return Err(Error::Conflict(format!("Storage pool \"{}\" already exists", req.name)));
         }
         let mut config = req.config.clone();
         let (root, created_root) = match config.get("source").filter(|s| !s.is_empty()) {
             Some(src) => {
                 let path = PathBuf::from(src);
                 if !path.is_dir() {
-                    return Err(Error::BadRequest(format!(
-                        "Source path '{src}' doesn't exist"
-                    )));
+                    return Err(Error::BadRequest(format!("Source path '{src}' doesn't exist")));
                 }
                 (path, false)
             }
@@ -138,12 +114,7 @@ impl Daemon {
             }
             Ok(())
         };
-        make().map_err(|e| {
-            Error::Internal(format!(
-                "Failed to create storage pool directory {}: {e}",
-                root.display()
-            ))
-        })?;
+        make().map_err(|e| Error::Internal(format!("Failed to create storage pool directory {}: {e}", root.display())))?;
         let pool = store_pools::Pool {
             name: req.name.clone(),
             driver: req.driver,
@@ -159,26 +130,15 @@ impl Daemon {
             }
             return Err(e.into());
         }
-        self.events.lifecycle(
-            "default",
-            "storage-pool-created",
-            format!("/1.0/storage-pools/{}", req.name),
-            None,
-        );
+        self.events.lifecycle("default", "storage-pool-created", format!("/1.0/storage-pools/{}", req.name), None);
         Ok(())
     }
 
     pub async fn update_storage_pool(&self, name: &str, put: StoragePoolPut) -> Result<()> {
         let current = store_pools::get(&self.global, 1, name).await?;
         validate_config(&current.driver, &put.config)?;
-        if put
-            .config
-            .get("source")
-            .is_some_and(|s| Some(s) != current.config.get("source"))
-        {
-            return Err(Error::BadRequest(
-                "Pool source cannot be changed when not in pending state".into(),
-            ));
+        if put.config.get("source").is_some_and(|s| Some(s) != current.config.get("source")) {
+            return Err(Error::BadRequest("Pool source cannot be changed when not in pending state".into()));
         }
         let mut config = put.config;
         if let Some(src) = current.config.get("source") {
@@ -187,21 +147,14 @@ impl Daemon {
         let mut b = Batch::new();
         store_pools::update(&mut b, 1, name, &put.description, &config, MEMBER_KEYS);
         self.global.apply(&b).await?;
-        self.events.lifecycle(
-            "default",
-            "storage-pool-updated",
-            format!("/1.0/storage-pools/{name}"),
-            None,
-        );
+        self.events.lifecycle("default", "storage-pool-updated", format!("/1.0/storage-pools/{name}"), None);
         Ok(())
     }
 
     pub async fn delete_storage_pool(&self, name: &str) -> Result<()> {
         let current = store_pools::get(&self.global, 1, name).await?;
         if !self.pool_used_by(name).await?.is_empty() {
-            return Err(Error::BadRequest(
-                "The storage pool is currently in use".into(),
-            ));
+            return Err(Error::BadRequest("The storage pool is currently in use".into()));
         }
         let mut b = Batch::new();
         store_pools::delete(&mut b, name);
@@ -218,12 +171,7 @@ impl Daemon {
             }
             None => {}
         }
-        self.events.lifecycle(
-            "default",
-            "storage-pool-deleted",
-            format!("/1.0/storage-pools/{name}"),
-            None,
-        );
+        self.events.lifecycle("default", "storage-pool-deleted", format!("/1.0/storage-pools/{name}"), None);
         Ok(())
     }
 }

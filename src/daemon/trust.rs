@@ -21,23 +21,14 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 pub fn hash_password(password: &str) -> String {
     let salt = random_hex(16);
     let mut out = [0u8; 32];
     let iterations = NonZeroU32::new(ITERATIONS).unwrap_or(NonZeroU32::MIN);
-    ring::pbkdf2::derive(
-        ring::pbkdf2::PBKDF2_HMAC_SHA256,
-        iterations,
-        salt.as_bytes(),
-        password.as_bytes(),
-        &mut out,
-    );
+    ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, iterations, salt.as_bytes(), password.as_bytes(), &mut out);
     let hash: String = out.iter().map(|b| format!("{b:02x}")).collect();
     format!("{PREFIX}${ITERATIONS}${salt}${hash}")
 }
@@ -51,20 +42,10 @@ pub fn verify_password(stored: &str, password: &str) -> bool {
     if *prefix != PREFIX {
         return false;
     }
-    let (Some(iterations), Some(expected)) = (
-        iterations.parse::<u32>().ok().and_then(NonZeroU32::new),
-        from_hex(hash),
-    ) else {
+    let (Some(iterations), Some(expected)) = (iterations.parse::<u32>().ok().and_then(NonZeroU32::new), from_hex(hash)) else {
         return false;
     };
-    ring::pbkdf2::verify(
-        ring::pbkdf2::PBKDF2_HMAC_SHA256,
-        iterations,
-        salt.as_bytes(),
-        password.as_bytes(),
-        &expected,
-    )
-    .is_ok()
+    ring::pbkdf2::verify(ring::pbkdf2::PBKDF2_HMAC_SHA256, iterations, salt.as_bytes(), password.as_bytes(), &expected).is_ok()
 }
 
 #[cfg(test)]

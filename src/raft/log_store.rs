@@ -38,10 +38,8 @@ pub struct SnapshotSlot {
 }
 
 fn decode<M: protobuf::Message>(bytes: &[u8], what: &str, path: &Path) -> Result<M, StoreError> {
-    M::parse_from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        path: path.display().to_string(),
-        reason: format!("{what}: {e}"),
-    })
+    M::parse_from_bytes(bytes)
+        .map_err(|e| StoreError::Corrupt { path: path.display().to_string(), reason: format!("{what}: {e}") })
 }
 
 fn blob(m: &impl protobuf::Message) -> Value {
@@ -51,14 +49,9 @@ fn blob(m: &impl protobuf::Message) -> Value {
 impl LogStore {
     /// Opens the log and rebuilds the in-memory view. A log whose entries do not follow each
     /// other, or whose metadata cannot be decoded, is refused.
-    pub async fn open(
-        path: &Path,
-        applied_conf: Option<ConfState>,
-    ) -> Result<LogStore, StoreError> {
+    pub async fn open(path: &Path, applied_conf: Option<ConfState>) -> Result<LogStore, StoreError> {
         let db = Database::open(path, MIGRATIONS).await?;
-        let meta = db
-            .query(&Stmt::new("SELECT key, value FROM meta", vec![]))
-            .await?;
+        let meta = db.query(&Stmt::new("SELECT key, value FROM meta", vec![])).await?;
         let mut hs = HardState::default();
         let mut truncated = (0u64, 0u64);
         let mut conf = ConfState::default();
@@ -78,21 +71,13 @@ impl LogStore {
                 _ => {}
             }
         }
-        let rows = db
-            .query(&Stmt::new(
-                "SELECT idx, term, entry FROM log ORDER BY idx",
-                vec![],
-            ))
-            .await?;
+        let rows = db.query(&Stmt::new("SELECT idx, term, entry FROM log ORDER BY idx", vec![])).await?;
         let mut entries = Vec::with_capacity(rows.rows.len());
         let mut expect = truncated.0 + 1;
         for r in &rows.rows {
             let idx = int(r, 0) as u64;
             let Some(Value::Blob(bytes)) = r.get(2) else {
-                return Err(StoreError::Corrupt {
-                    path: path.display().to_string(),
-                    reason: format!("entry {idx} has no data"),
-                });
+                return Err(StoreError::Corrupt { path: path.display().to_string(), reason: format!("entry {idx} has no data") });
             };
             let e: Entry = decode(bytes, &format!("entry {idx}"), path)?;
             if idx != expect || e.index != idx || e.term != int(r, 1) as u64 {
@@ -108,10 +93,7 @@ impl LogStore {
         if hs.commit > last || (hs.commit > 0 && hs.commit < truncated.0) {
             return Err(StoreError::Corrupt {
                 path: path.display().to_string(),
-                reason: format!(
-                    "commit index {} is outside the log [{}, {}]",
-                    hs.commit, truncated.0, last
-                ),
+                reason: format!("commit index {} is outside the log [{}, {}]", hs.commit, truncated.0, last),
             });
         }
         let mem = MemStorage::new();
@@ -122,65 +104,37 @@ impl LogStore {
                 s.mut_metadata().index = truncated.0;
                 s.mut_metadata().term = truncated.1;
                 s.mut_metadata().set_conf_state(conf.clone());
-                w.apply_snapshot(s)
-                    .map_err(|e| StoreError::Guard(e.to_string()))?;
+                w.apply_snapshot(s).map_err(|e| StoreError::Guard(e.to_string()))?;
             }
-            w.append(&entries)
-                .map_err(|e| StoreError::Guard(e.to_string()))?;
+            w.append(&entries).map_err(|e| StoreError::Guard(e.to_string()))?;
             w.set_hardstate(hs);
             w.set_conf_state(applied_conf.unwrap_or(conf));
         }
-        Ok(LogStore {
-            db,
-            mem,
-            snapshot: Arc::new(Mutex::new(SnapshotSlot::default())),
-        })
+        Ok(LogStore { db, mem, snapshot: Arc::new(Mutex::new(SnapshotSlot::default())) })
     }
 
     /// Whether this replica has ever been initialised (bootstrapped or received a snapshot).
     pub fn initialised(&self) -> bool {
-        self.mem
-            .initial_state()
-            .map(|s| s.initialized())
-            .unwrap_or(false)
+        self.mem.initial_state().map(|s| s.initialized()).unwrap_or(false)
     }
 
     /// Writes the founding state of a new cluster: a snapshot boundary at index 1, term 1 with
     /// `voters`, so joiners learn the configuration from a snapshot, never from an empty log.
-    pub fn bootstrap<'a>(
-        &'a self,
-        voters: Vec<u64>,
-    ) -> crate::util::BoxFuture<'a, Result<(), StoreError>> {
+    pub fn bootstrap<'a>(&'a self, voters: Vec<u64>) -> crate::util::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let conf = ConfState::from((voters, vec![]));
-            let hs = HardState {
-                term: 1,
-                commit: 1,
-                ..Default::default()
-            };
+            let hs = HardState { term: 1, commit: 1, ..Default::default() };
             let mut b = Batch::new();
             b.push("DELETE FROM log", vec![]);
-            b.push(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('hard_state', ?)",
-                vec![blob(&hs)],
-            );
-            b.push(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('conf_state', ?)",
-                vec![blob(&conf)],
-            );
-            b.push(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('truncated', ?)",
-                vec![Value::Blob(b"1:1".to_vec())],
-            );
+            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('hard_state', ?)", vec![blob(&hs)]);
+            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('conf_state', ?)", vec![blob(&conf)]);
+            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('truncated', ?)", vec![Value::Blob(b"1:1".to_vec())]);
             self.db.apply(&b).await?;
             let mut s = Snapshot::default();
             s.mut_metadata().index = 1;
             s.mut_metadata().term = 1;
             s.mut_metadata().set_conf_state(conf);
-            self.mem
-                .wl()
-                .apply_snapshot(s)
-                .map_err(|e| StoreError::Guard(e.to_string()))?;
+            self.mem.wl().apply_snapshot(s).map_err(|e| StoreError::Guard(e.to_string()))?;
             Ok(())
         })
     }
@@ -198,32 +152,21 @@ impl LogStore {
             }
             let mut b = Batch::new();
             if let Some(first) = entries.first() {
-                b.push(
-                    "DELETE FROM log WHERE idx >= ?",
-                    vec![Value::Int(first.index as i64)],
-                );
+                b.push("DELETE FROM log WHERE idx >= ?", vec![Value::Int(first.index as i64)]);
             }
             for e in entries {
                 b.push(
                     "INSERT INTO log (idx, term, entry) VALUES (?, ?, ?)",
-                    vec![
-                        Value::Int(e.index as i64),
-                        Value::Int(e.term as i64),
-                        blob(e),
-                    ],
+                    vec![Value::Int(e.index as i64), Value::Int(e.term as i64), blob(e)],
                 );
             }
             if let Some(hs) = hs {
-                b.push(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('hard_state', ?)",
-                    vec![blob(hs)],
-                );
+                b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('hard_state', ?)", vec![blob(hs)]);
             }
             self.db.apply(&b).await?;
             let mut w = self.mem.wl();
             if !entries.is_empty() {
-                w.append(entries)
-                    .map_err(|e| StoreError::Guard(e.to_string()))?;
+                w.append(entries).map_err(|e| StoreError::Guard(e.to_string()))?;
             }
             if let Some(hs) = hs {
                 w.set_hardstate(hs.clone());
@@ -233,10 +176,7 @@ impl LogStore {
     }
 
     /// Records a commit index learned without new entries (no fsync needed for safety).
-    pub fn persist_commit<'a>(
-        &'a self,
-        commit: u64,
-    ) -> crate::util::BoxFuture<'a, Result<(), StoreError>> {
+    pub fn persist_commit<'a>(&'a self, commit: u64) -> crate::util::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut hs = self.mem.rl().hard_state().clone();
             if commit <= hs.commit {
@@ -255,42 +195,27 @@ impl LogStore {
     ) -> crate::util::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let md = snap.get_metadata();
-            let mut hard = hs
-                .cloned()
-                .unwrap_or_else(|| self.mem.rl().hard_state().clone());
+            let mut hard = hs.cloned().unwrap_or_else(|| self.mem.rl().hard_state().clone());
             hard.commit = hard.commit.max(md.index);
             hard.term = hard.term.max(md.term);
             let mut b = Batch::new();
             b.push("DELETE FROM log", vec![]);
-            b.push(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('hard_state', ?)",
-                vec![blob(&hard)],
-            );
-            b.push(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('conf_state', ?)",
-                vec![blob(md.get_conf_state())],
-            );
+            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('hard_state', ?)", vec![blob(&hard)]);
+            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('conf_state', ?)", vec![blob(md.get_conf_state())]);
             b.push(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('truncated', ?)",
-                vec![Value::Blob(
-                    format!("{}:{}", md.index, md.term).into_bytes(),
-                )],
+                vec![Value::Blob(format!("{}:{}", md.index, md.term).into_bytes())],
             );
             self.db.apply(&b).await?;
             let mut w = self.mem.wl();
-            w.apply_snapshot(snap.clone())
-                .map_err(|e| StoreError::Guard(e.to_string()))?;
+            w.apply_snapshot(snap.clone()).map_err(|e| StoreError::Guard(e.to_string()))?;
             w.set_hardstate(hard);
             Ok(())
         })
     }
 
     /// Drops entries up to `index` (inclusive), which a snapshot now covers.
-    pub fn compact<'a>(
-        &'a self,
-        index: u64,
-        conf: &'a ConfState,
-    ) -> crate::util::BoxFuture<'a, Result<(), StoreError>> {
+    pub fn compact<'a>(&'a self, index: u64, conf: &'a ConfState) -> crate::util::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let term = match self.mem.term(index) {
                 Ok(t) => t,
@@ -300,23 +225,14 @@ impl LogStore {
                 return Ok(());
             }
             let mut b = Batch::new();
-            b.push(
-                "DELETE FROM log WHERE idx <= ?",
-                vec![Value::Int(index as i64)],
-            );
+            b.push("DELETE FROM log WHERE idx <= ?", vec![Value::Int(index as i64)]);
             b.push(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('truncated', ?)",
                 vec![Value::Blob(format!("{index}:{term}").into_bytes())],
             );
-            b.push(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('conf_state', ?)",
-                vec![blob(conf)],
-            );
+            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('conf_state', ?)", vec![blob(conf)]);
             self.db.apply(&b).await?;
-            self.mem
-                .wl()
-                .compact(index)
-                .map_err(|e| StoreError::Guard(e.to_string()))?;
+            self.mem.wl().compact(index).map_err(|e| StoreError::Guard(e.to_string()))?;
             Ok(())
         })
     }
@@ -369,10 +285,7 @@ impl Storage for LogStore {
     /// The prepared state-machine snapshot, if it is recent enough and includes `to`;
     /// otherwise asks the driver to prepare one and lets raft retry.
     fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
-        let mut slot = self
-            .snapshot
-            .lock()
-            .map_err(|_| raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))?;
+        let mut slot = self.snapshot.lock().map_err(|_| raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))?;
         let first = self.mem.first_index().unwrap_or(1);
         if let Some(s) = &slot.ready {
             let md = s.get_metadata();
@@ -383,8 +296,6 @@ impl Storage for LogStore {
             }
         }
         slot.wanted = true;
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
     }
 }

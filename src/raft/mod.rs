@@ -51,11 +51,7 @@ impl slog::Drain for TracingDrain {
     type Ok = ();
     type Err = slog::Never;
 
-    fn log(
-        &self,
-        record: &slog::Record<'_>,
-        _values: &slog::OwnedKVList,
-    ) -> Result<(), slog::Never> {
+    fn log(&self, record: &slog::Record<'_>, _values: &slog::OwnedKVList) -> Result<(), slog::Never> {
         let msg = record.msg().to_string();
         match record.level() {
             slog::Level::Critical | slog::Level::Error => {
@@ -83,12 +79,7 @@ mod tests {
     #[test]
     fn single_voter_commits_a_proposal_with_our_logger() {
         let storage = MemStorage::new_with_conf_state(ConfState::from((vec![1], vec![])));
-        let cfg = Config {
-            id: 1,
-            election_tick: 10,
-            heartbeat_tick: 1,
-            ..Default::default()
-        };
+        let cfg = Config { id: 1, election_tick: 10, heartbeat_tick: 1, ..Default::default() };
         let mut node = RawNode::new(&cfg, storage, &super::logger()).expect("raw node");
         node.campaign().expect("campaign");
         let mut committed = Vec::new();
@@ -104,20 +95,9 @@ mod tests {
             if let Some(hs) = rd.hs() {
                 node.mut_store().wl().set_hardstate(hs.clone());
             }
-            committed.extend(
-                rd.take_committed_entries()
-                    .into_iter()
-                    .filter(|e| !e.data.is_empty())
-                    .map(|e| e.data.to_vec()),
-            );
+            committed.extend(rd.take_committed_entries().into_iter().filter(|e| !e.data.is_empty()).map(|e| e.data.to_vec()));
             let mut light = node.advance(rd);
-            committed.extend(
-                light
-                    .take_committed_entries()
-                    .into_iter()
-                    .filter(|e| !e.data.is_empty())
-                    .map(|e| e.data.to_vec()),
-            );
+            committed.extend(light.take_committed_entries().into_iter().filter(|e| !e.data.is_empty()).map(|e| e.data.to_vec()));
             node.advance_apply();
         }
         assert_eq!(committed, vec![b"hello".to_vec()]);

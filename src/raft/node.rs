@@ -32,14 +32,7 @@ pub struct RaftConfig {
 
 impl RaftConfig {
     pub fn new(id: u64, dir: PathBuf) -> RaftConfig {
-        RaftConfig {
-            id,
-            dir,
-            tick: Duration::from_millis(100),
-            heartbeat_ticks: 1,
-            election_ticks: 10,
-            snapshot_every: 1024,
-        }
+        RaftConfig { id, dir, tick: Duration::from_millis(100), heartbeat_ticks: 1, election_ticks: 10, snapshot_every: 1024 }
     }
 }
 
@@ -184,33 +177,19 @@ struct Driver {
 
 /// Opens the replica's files and starts its task. `bootstrap` founds a new cluster with this
 /// node as the only voter (only on a replica that was never initialised).
-pub async fn start(
-    cfg: RaftConfig,
-    transport: Arc<dyn Transport>,
-    bootstrap: bool,
-) -> Result<RaftHandle, RaftError> {
-    std::fs::create_dir_all(&cfg.dir).map_err(|e| {
-        RaftError::Store(StoreError::Io {
-            path: cfg.dir.display().to_string(),
-            source: e,
-        })
-    })?;
+pub async fn start(cfg: RaftConfig, transport: Arc<dyn Transport>, bootstrap: bool) -> Result<RaftHandle, RaftError> {
+    std::fs::create_dir_all(&cfg.dir)
+        .map_err(|e| RaftError::Store(StoreError::Io { path: cfg.dir.display().to_string(), source: e }))?;
     let sm = StateMachine::open(&cfg.dir.join("state.db")).await?;
     let mut applied = sm.applied().await?;
-    let store = LogStore::open(
-        &cfg.dir.join("raft.db"),
-        (applied.index > 0).then(|| applied.conf.clone()),
-    )
-    .await?;
+    let store = LogStore::open(&cfg.dir.join("raft.db"), (applied.index > 0).then(|| applied.conf.clone())).await?;
     if bootstrap {
         if store.initialised() {
             return Err(RaftError::AlreadyInitialised);
         }
         store.bootstrap(vec![cfg.id]).await?;
         let conf = ConfState::from((vec![cfg.id], vec![]));
-        sm.apply(1, 1, None, &conf)
-            .await?
-            .map_err(RaftError::Store)?;
+        sm.apply(1, 1, None, &conf).await?.map_err(RaftError::Store)?;
         applied = sm.applied().await?;
     }
     // Startup repair: an applied index ahead of the stored commit was committed.
@@ -220,10 +199,7 @@ pub async fn start(
         if applied.index > last {
             return Err(RaftError::Store(StoreError::Corrupt {
                 path: cfg.dir.join("raft.db").display().to_string(),
-                reason: format!(
-                    "state machine applied {} but the log ends at {last}",
-                    applied.index
-                ),
+                reason: format!("state machine applied {} but the log ends at {last}", applied.index),
             }));
         }
         store.persist_commit(applied.index).await?;
@@ -232,10 +208,7 @@ pub async fn start(
     if applied.index > 0 && applied.index + 1 < first {
         return Err(RaftError::Store(StoreError::Corrupt {
             path: cfg.dir.join("raft.db").display().to_string(),
-            reason: format!(
-                "the log starts at {first} but the state machine only applied {}",
-                applied.index
-            ),
+            reason: format!("the log starts at {first} but the state machine only applied {}", applied.index),
         }));
     }
     let raft_cfg = Config {
@@ -253,16 +226,9 @@ pub async fn start(
     };
     raft_cfg.validate()?;
     let node = RawNode::new(&raft_cfg, store.clone(), &super::logger())?;
-    let (status_tx, status_rx) = watch::channel(RaftStatus {
-        id: cfg.id,
-        ..Default::default()
-    });
+    let (status_tx, status_rx) = watch::channel(RaftStatus { id: cfg.id, ..Default::default() });
     let (tx, rx) = mpsc::unbounded_channel();
-    let handle = RaftHandle {
-        tx,
-        status: status_rx,
-        state_machine: sm.clone(),
-    };
+    let handle = RaftHandle { tx, status: status_rx, state_machine: sm.clone() };
     let conf = applied.conf.clone();
     let mut driver = Driver {
         node,
@@ -325,17 +291,13 @@ impl Driver {
     }
 
     fn leader_error(&self) -> RaftError {
-        RaftError::NotLeader {
-            leader: self.node.raft.leader_id,
-        }
+        RaftError::NotLeader { leader: self.node.raft.leader_id }
     }
 
     fn handle(&mut self, msg: Msg) -> Option<oneshot::Sender<()>> {
         match msg {
             Msg::Propose(batch, reply) => {
-                if self.node.raft.state != StateRole::Leader
-                    || self.node.raft.lead_transferee.is_some()
-                {
+                if self.node.raft.state != StateRole::Leader || self.node.raft.lead_transferee.is_some() {
                     let _ = reply.send(Err(self.leader_error()));
                     return None;
                 }
@@ -348,9 +310,7 @@ impl Driver {
                 };
                 let index = self.node.raft.raft_log.last_index() + 1;
                 let term = self.node.raft.term;
-                if self.node.propose(vec![], data).is_err()
-                    || self.node.raft.raft_log.last_index() < index
-                {
+                if self.node.propose(vec![], data).is_err() || self.node.raft.raft_log.last_index() < index {
                     let _ = reply.send(Err(RaftError::Dropped));
                     return None;
                 }
@@ -363,8 +323,7 @@ impl Driver {
                 }
                 let ctx = self.next_read;
                 self.next_read += 1;
-                let before =
-                    self.node.raft.pending_read_count() + self.node.raft.ready_read_count();
+                let before = self.node.raft.pending_read_count() + self.node.raft.ready_read_count();
                 self.node.read_index(ctx.to_be_bytes().to_vec());
                 let after = self.node.raft.pending_read_count() + self.node.raft.ready_read_count();
                 if after == before {
@@ -384,9 +343,7 @@ impl Driver {
                 }
                 let (kind, id, address) = match change {
                     Membership::AddVoter { id, address } => (ConfChangeType::AddNode, id, address),
-                    Membership::AddLearner { id, address } => {
-                        (ConfChangeType::AddLearnerNode, id, address)
-                    }
+                    Membership::AddLearner { id, address } => (ConfChangeType::AddLearnerNode, id, address),
                     Membership::Remove { id } => (ConfChangeType::RemoveNode, id, String::new()),
                 };
                 if !address.is_empty() {
@@ -398,9 +355,7 @@ impl Driver {
                 cc.context = address.into_bytes().into();
                 let index = self.node.raft.raft_log.last_index() + 1;
                 let term = self.node.raft.term;
-                if self.node.propose_conf_change(vec![], cc).is_err()
-                    || self.node.raft.raft_log.last_index() < index
-                {
+                if self.node.propose_conf_change(vec![], cc).is_err() || self.node.raft.raft_log.last_index() < index {
                     let _ = reply.send(Err(RaftError::Dropped));
                     return None;
                 }
@@ -425,11 +380,7 @@ impl Driver {
             Msg::Transfer(to) => self.node.transfer_leader(to),
             Msg::Unreachable(id) => self.node.report_unreachable(id),
             Msg::SnapshotDone(id, ok) => {
-                let status = if ok {
-                    SnapshotStatus::Finish
-                } else {
-                    SnapshotStatus::Failure
-                };
+                let status = if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
                 self.node.report_snapshot(id, status);
             }
             Msg::Stop(done) => return Some(done),
@@ -457,17 +408,11 @@ impl Driver {
         }
         self.send(rd.take_messages());
         if !rd.snapshot().is_empty() {
-            self.install_snapshot(rd.snapshot().clone(), rd.hs().cloned())
-                .await?;
+            self.install_snapshot(rd.snapshot().clone(), rd.hs().cloned()).await?;
         }
         self.store.persist(rd.entries(), rd.hs()).await?;
         for rs in rd.take_read_states() {
-            let ctx = rs
-                .request_ctx
-                .as_slice()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
+            let ctx = rs.request_ctx.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(0);
             if let Some(reply) = self.reads.remove(&ctx) {
                 self.ready_reads.push((rs.index, reply));
             }
@@ -488,31 +433,20 @@ impl Driver {
 
     fn serve_reads(&mut self) {
         let applied = self.applied;
-        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.ready_reads)
-            .into_iter()
-            .partition(|(i, _)| *i <= applied);
+        let (done, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.ready_reads).into_iter().partition(|(i, _)| *i <= applied);
         self.ready_reads = waiting;
         for (_, reply) in done {
             let _ = reply.send(Ok(()));
         }
     }
 
-    async fn install_snapshot(
-        &mut self,
-        snap: Snapshot,
-        hs: Option<HardState>,
-    ) -> Result<(), RaftError> {
+    async fn install_snapshot(&mut self, snap: Snapshot, hs: Option<HardState>) -> Result<(), RaftError> {
         let md = snap.get_metadata().clone();
-        let file = self
-            .incoming_snapshot
-            .take()
-            .ok_or_else(|| RaftError::Snapshot("snapshot data missing".into()))?;
+        let file = self.incoming_snapshot.take().ok_or_else(|| RaftError::Snapshot("snapshot data missing".into()))?;
         let applied = self.sm.install(&file).await?;
         if applied.index != md.index {
-            return Err(RaftError::Snapshot(format!(
-                "snapshot file is at {} but raft expects {}",
-                applied.index, md.index
-            )));
+            return Err(RaftError::Snapshot(format!("snapshot file is at {} but raft expects {}", applied.index, md.index)));
         }
         self.store.install_snapshot(&snap, hs.as_ref()).await?;
         self.store.set_conf_state(md.get_conf_state().clone());
@@ -534,10 +468,7 @@ impl Driver {
                     let cmd = if e.data.is_empty() {
                         None
                     } else {
-                        Some(
-                            serde_json::from_slice::<Command>(&e.data)
-                                .map_err(|err| RaftError::Encode(err.to_string()))?,
-                        )
+                        Some(serde_json::from_slice::<Command>(&e.data).map_err(|err| RaftError::Encode(err.to_string()))?)
                     };
                     #[allow(clippy::manual_map)]
                     // a closure here trips the compiler's Send inference
@@ -548,19 +479,13 @@ impl Driver {
                     self.sm.apply(e.index, e.term, batch, &self.conf).await?
                 }
                 EntryType::EntryConfChange => {
-                    let cc = ConfChange::parse_from_bytes(&e.data)
-                        .map_err(|err| RaftError::Encode(err.to_string()))?;
+                    let cc = ConfChange::parse_from_bytes(&e.data).map_err(|err| RaftError::Encode(err.to_string()))?;
                     let outcome = self.node.apply_conf_change(&cc);
-                    let peer = (
-                        cc.node_id,
-                        String::from_utf8_lossy(&cc.context).into_owned(),
-                    );
-                    self.conf_changed(e.index, e.term, outcome, Some(peer))
-                        .await?
+                    let peer = (cc.node_id, String::from_utf8_lossy(&cc.context).into_owned());
+                    self.conf_changed(e.index, e.term, outcome, Some(peer)).await?
                 }
                 EntryType::EntryConfChangeV2 => {
-                    let cc = ConfChangeV2::parse_from_bytes(&e.data)
-                        .map_err(|err| RaftError::Encode(err.to_string()))?;
+                    let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|err| RaftError::Encode(err.to_string()))?;
                     let outcome = self.node.apply_conf_change(&cc);
                     self.conf_changed(e.index, e.term, outcome, None).await?
                 }
@@ -583,9 +508,7 @@ impl Driver {
     ) -> Result<ApplyResult, RaftError> {
         match outcome {
             Ok(cs) => {
-                if let Some((id, addr)) =
-                    peer.filter(|(id, addr)| !addr.is_empty() && *id != self.cfg.id)
-                {
+                if let Some((id, addr)) = peer.filter(|(id, addr)| !addr.is_empty() && *id != self.cfg.id) {
                     self.transport.set_peer(id, &addr);
                 }
                 self.store.set_conf_state(cs.clone());
@@ -605,19 +528,11 @@ impl Driver {
             }
         }
         if let Some(p) = self.proposals.remove(&index) {
-            let _ = p.reply.send(if p.term == term {
-                Ok(result)
-            } else {
-                Err(RaftError::Dropped)
-            });
+            let _ = p.reply.send(if p.term == term { Ok(result) } else { Err(RaftError::Dropped) });
             return;
         }
         if let Some(p) = self.changes.remove(&index) {
-            let _ = p.reply.send(if p.term == term {
-                Ok(())
-            } else {
-                Err(RaftError::Dropped)
-            });
+            let _ = p.reply.send(if p.term == term { Ok(()) } else { Err(RaftError::Dropped) });
         }
         let stale: Vec<u64> = self.changes.range(..index).map(|(i, _)| *i).collect();
         for i in stale {
@@ -639,12 +554,8 @@ impl Driver {
         let name = format!("snapshot-{}.db", self.applied);
         let path = self.cfg.dir.join(&name);
         self.sm.snapshot_to(&path).await?;
-        let bytes = std::fs::read(&path).map_err(|e| {
-            RaftError::Store(StoreError::Io {
-                path: path.display().to_string(),
-                source: e,
-            })
-        })?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| RaftError::Store(StoreError::Io { path: path.display().to_string(), source: e }))?;
         let sum = {
             use sha2::Digest;
             format!("{:x}", sha2::Sha256::digest(&bytes))
@@ -653,13 +564,9 @@ impl Driver {
         snap.mut_metadata().index = self.applied;
         snap.mut_metadata().term = self.applied_term;
         snap.mut_metadata().set_conf_state(self.conf.clone());
-        snap.data = serde_json::to_vec(&SnapshotData {
-            file: name.clone(),
-            size: bytes.len() as u64,
-            sha256: sum,
-        })
-        .map_err(|e| RaftError::Encode(e.to_string()))?
-        .into();
+        snap.data = serde_json::to_vec(&SnapshotData { file: name.clone(), size: bytes.len() as u64, sha256: sum })
+            .map_err(|e| RaftError::Encode(e.to_string()))?
+            .into();
         if let Ok(mut s) = slot.lock() {
             s.ready = Some(snap);
             s.wanted = false;

@@ -42,10 +42,7 @@ const APPLIED_TABLE: &str = "CREATE TABLE IF NOT EXISTS raft_applied (
 fn deterministic(e: &StoreError) -> bool {
     matches!(
         e,
-        StoreError::NotFound(_)
-            | StoreError::Conflict(_)
-            | StoreError::Guard(_)
-            | StoreError::Sqlite(sqlx::Error::Database(_))
+        StoreError::NotFound(_) | StoreError::Conflict(_) | StoreError::Guard(_) | StoreError::Sqlite(sqlx::Error::Database(_))
     )
 }
 
@@ -53,10 +50,7 @@ impl StateMachine {
     pub async fn open(path: &Path) -> Result<StateMachine, StoreError> {
         let db = Database::open(path, MIGRATIONS).await?;
         sqlx::Executor::execute(db.pool(), APPLIED_TABLE).await?;
-        Ok(StateMachine {
-            path: path.to_path_buf(),
-            db: Arc::new(RwLock::new(db)),
-        })
+        Ok(StateMachine { path: path.to_path_buf(), db: Arc::new(RwLock::new(db)) })
     }
 
     /// The database for reads (held for the duration of a query so a snapshot install waits).
@@ -68,9 +62,7 @@ impl StateMachine {
         Box::pin(async move {
             let db = self.db.read().await;
             let row: Option<(i64, i64, Vec<u8>)> =
-                sqlx::query_as("SELECT idx, term, conf_state FROM raft_applied WHERE id = 1")
-                    .fetch_optional(db.pool())
-                    .await?;
+                sqlx::query_as("SELECT idx, term, conf_state FROM raft_applied WHERE id = 1").fetch_optional(db.pool()).await?;
             Ok(match row {
                 Some((idx, term, cs)) => Applied {
                     index: idx as u64,
@@ -85,20 +77,13 @@ impl StateMachine {
         })
     }
 
-    async fn record(
-        conn: &mut sqlx::SqliteConnection,
-        index: u64,
-        term: u64,
-        conf: &ConfState,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT OR REPLACE INTO raft_applied (id, idx, term, conf_state) VALUES (1, ?, ?, ?)",
-        )
-        .bind(index as i64)
-        .bind(term as i64)
-        .bind(conf.write_to_bytes().unwrap_or_default())
-        .execute(&mut *conn)
-        .await?;
+    async fn record(conn: &mut sqlx::SqliteConnection, index: u64, term: u64, conf: &ConfState) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR REPLACE INTO raft_applied (id, idx, term, conf_state) VALUES (1, ?, ?, ?)")
+            .bind(index as i64)
+            .bind(term as i64)
+            .bind(conf.write_to_bytes().unwrap_or_default())
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 
@@ -138,41 +123,26 @@ impl StateMachine {
     }
 
     /// Copies the database (applied index included) to `dest`.
-    pub fn snapshot_to<'a>(
-        &'a self,
-        dest: &'a Path,
-    ) -> crate::util::BoxFuture<'a, Result<(), StoreError>> {
+    pub fn snapshot_to<'a>(&'a self, dest: &'a Path) -> crate::util::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let _ = std::fs::remove_file(dest);
             let db = self.db.read().await;
-            sqlx::query("VACUUM INTO ?")
-                .bind(dest.display().to_string())
-                .execute(db.pool())
-                .await?;
+            sqlx::query("VACUUM INTO ?").bind(dest.display().to_string()).execute(db.pool()).await?;
             Ok(())
         })
     }
 
     /// Replaces the database with a received snapshot file and reopens it.
-    pub fn install<'a>(
-        &'a self,
-        file: &'a Path,
-    ) -> crate::util::BoxFuture<'a, Result<Applied, StoreError>> {
+    pub fn install<'a>(&'a self, file: &'a Path) -> crate::util::BoxFuture<'a, Result<Applied, StoreError>> {
         Box::pin(async move {
             let mut db = self.db.write().await;
             db.close().await;
             for suffix in ["-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
             }
-            std::fs::rename(file, &self.path).map_err(|source| StoreError::Io {
-                path: self.path.display().to_string(),
-                source,
-            })?;
-            if let Some(d) = self
-                .path
-                .parent()
-                .and_then(|dir| std::fs::File::open(dir).ok())
-            {
+            std::fs::rename(file, &self.path)
+                .map_err(|source| StoreError::Io { path: self.path.display().to_string(), source })?;
+            if let Some(d) = self.path.parent().and_then(|dir| std::fs::File::open(dir).ok()) {
                 let _ = d.sync_all();
             }
             *db = Database::open(&self.path, MIGRATIONS).await?;

@@ -5,10 +5,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use super::migrate::{self, Migration};
@@ -78,10 +75,7 @@ impl Database {
     /// brings its schema up to date with `migrations`.
     pub async fn open(path: &Path, migrations: &[Migration]) -> Result<Database> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                path: dir.display().to_string(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.display().to_string(), source })?;
         }
         let url = format!("sqlite://{}", path.display());
         let opts = SqliteConnectOptions::from_str(&url)?
@@ -90,27 +84,18 @@ impl Database {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let corrupt = |reason: String| StoreError::Corrupt {
-            path: path.display().to_string(),
-            reason,
-        };
+        let corrupt = |reason: String| StoreError::Corrupt { path: path.display().to_string(), reason };
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
             .connect_with(opts)
             .await
             .map_err(|e| corrupt(e.to_string()))?;
-        let check: (String,) = sqlx::query_as("PRAGMA quick_check")
-            .fetch_one(&pool)
-            .await
-            .map_err(|e| corrupt(e.to_string()))?;
+        let check: (String,) = sqlx::query_as("PRAGMA quick_check").fetch_one(&pool).await.map_err(|e| corrupt(e.to_string()))?;
         if check.0 != "ok" {
             return Err(corrupt(check.0));
         }
-        let db = Database {
-            pool,
-            path: path.to_path_buf(),
-        };
+        let db = Database { pool, path: path.to_path_buf() };
         migrate::apply(&db.pool, path, migrations).await?;
         Ok(db)
     }
@@ -190,10 +175,7 @@ pub async fn apply_in(conn: &mut sqlx::SqliteConnection, batch: &Batch) -> Resul
     for step in &batch.steps {
         match *step {
             Step::Stmt(i) => {
-                let stmt = batch
-                    .stmts
-                    .get(i)
-                    .ok_or_else(|| StoreError::Guard("malformed batch".into()))?;
+                let stmt = batch.stmts.get(i).ok_or_else(|| StoreError::Guard("malformed batch".into()))?;
                 let q = bind_all(sqlx::query(&stmt.sql), &stmt.params);
                 let res = q.execute(&mut *conn).await.map_err(|e| match &e {
                     sqlx::Error::Database(d) if d.is_unique_violation() => {
@@ -204,10 +186,7 @@ pub async fn apply_in(conn: &mut sqlx::SqliteConnection, batch: &Batch) -> Resul
                 affected.push(res.rows_affected());
             }
             Step::Guard(i) => {
-                let g = batch
-                    .guards
-                    .get(i)
-                    .ok_or_else(|| StoreError::Guard("malformed batch".into()))?;
+                let g = batch.guards.get(i).ok_or_else(|| StoreError::Guard("malformed batch".into()))?;
                 let q = bind_all(sqlx::query(&g.stmt.sql), &g.stmt.params);
                 let row = q.fetch_one(&mut *conn).await?;
                 let n: i64 = row.try_get(0)?;

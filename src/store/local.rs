@@ -50,9 +50,7 @@ pub struct LocalDb {
 
 impl LocalDb {
     pub async fn open(path: &Path) -> Result<LocalDb> {
-        Ok(LocalDb {
-            db: Database::open(path, MIGRATIONS).await?,
-        })
+        Ok(LocalDb { db: Database::open(path, MIGRATIONS).await? })
     }
 
     pub fn database(&self) -> &Database {
@@ -60,13 +58,7 @@ impl LocalDb {
     }
 
     pub async fn config(&self) -> Result<BTreeMap<String, String>> {
-        let rows = self
-            .db
-            .query(&Stmt::new(
-                "SELECT key, value FROM config ORDER BY key",
-                vec![],
-            ))
-            .await?;
+        let rows = self.db.query(&Stmt::new("SELECT key, value FROM config ORDER BY key", vec![])).await?;
         Ok(rows.rows.iter().map(|r| (text(r, 0), text(r, 1))).collect())
     }
 
@@ -89,22 +81,11 @@ impl LocalDb {
     }
 
     pub async fn raft_nodes(&self) -> Result<Vec<RaftNode>> {
-        let rows = self
-            .db
-            .query(&Stmt::new(
-                "SELECT id, address, role, name FROM raft_nodes ORDER BY id",
-                vec![],
-            ))
-            .await?;
+        let rows = self.db.query(&Stmt::new("SELECT id, address, role, name FROM raft_nodes ORDER BY id", vec![])).await?;
         Ok(rows
             .rows
             .iter()
-            .map(|r| RaftNode {
-                id: int(r, 0) as u64,
-                address: text(r, 1),
-                role: int(r, 2),
-                name: text(r, 3),
-            })
+            .map(|r| RaftNode { id: int(r, 0) as u64, address: text(r, 1), role: int(r, 2), name: text(r, 3) })
             .collect())
     }
 
@@ -114,12 +95,7 @@ impl LocalDb {
         for n in nodes {
             b.push(
                 "INSERT INTO raft_nodes (id, address, role, name) VALUES (?, ?, ?, ?)",
-                vec![
-                    Value::Int(n.id as i64),
-                    (&n.address).into(),
-                    Value::Int(n.role),
-                    (&n.name).into(),
-                ],
+                vec![Value::Int(n.id as i64), (&n.address).into(), Value::Int(n.role), (&n.name).into()],
             );
         }
         self.db.apply(&b).await?;

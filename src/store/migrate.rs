@@ -13,11 +13,7 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub fn apply<'a>(
-    pool: &'a SqlitePool,
-    path: &'a Path,
-    migrations: &'a [Migration],
-) -> crate::util::BoxFuture<'a, Result<()>> {
+pub fn apply<'a>(pool: &'a SqlitePool, path: &'a Path, migrations: &'a [Migration]) -> crate::util::BoxFuture<'a, Result<()>> {
     Box::pin(apply_inner(pool, path, migrations))
 }
 
@@ -32,17 +28,11 @@ async fn apply_inner(pool: &SqlitePool, path: &Path, migrations: &[Migration]) -
         )",
     )
     .await?;
-    let current: (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM schema")
-        .fetch_one(pool)
-        .await?;
+    let current: (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM schema").fetch_one(pool).await?;
     let current = current.0.unwrap_or(0);
     let known = migrations.last().map(|m| m.version).unwrap_or(0);
     if current > known {
-        return Err(StoreError::SchemaTooNew {
-            path: path.display().to_string(),
-            found: current,
-            known,
-        });
+        return Err(StoreError::SchemaTooNew { path: path.display().to_string(), found: current, known });
     }
     for m in migrations {
         if m.version <= current {

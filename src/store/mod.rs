@@ -28,18 +28,12 @@ pub enum StoreError {
     #[error("database {path} is damaged: {reason}")]
     Corrupt { path: String, reason: String },
     #[error("failed to prepare {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "database schema {found} at {path} is newer than this binary's {known}; refusing to use it"
-    )]
-    SchemaTooNew {
-        path: String,
-        found: i64,
-        known: i64,
-    },
+    Io { path: String, source: std::io::Error },
+    /// The replicated database cannot answer right now (no leader, no quorum).
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("database schema {found} at {path} is newer than this binary's {known}; refusing to use it")]
+    SchemaTooNew { path: String, found: i64, known: i64 },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

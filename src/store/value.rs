@@ -41,9 +41,7 @@ impl Value {
         match self {
             Value::Null => serde_json::Value::Null,
             Value::Int(v) => (*v).into(),
-            Value::Real(v) => serde_json::Number::from_f64(*v)
-                .map(Into::into)
-                .unwrap_or(serde_json::Value::Null),
+            Value::Real(v) => serde_json::Number::from_f64(*v).map(Into::into).unwrap_or(serde_json::Value::Null),
             Value::Text(s) => s.clone().into(),
             Value::Blob(b) => String::from_utf8_lossy(b).into_owned().into(),
         }
@@ -90,10 +88,7 @@ pub struct Stmt {
 
 impl Stmt {
     pub fn new(sql: impl Into<String>, params: Vec<Value>) -> Self {
-        Stmt {
-            sql: sql.into(),
-            params,
-        }
+        Stmt { sql: sql.into(), params }
     }
 }
 
@@ -141,21 +136,11 @@ impl Batch {
         self
     }
     /// Abort with a conflict unless the count query returns zero.
-    pub fn require_none(
-        &mut self,
-        sql: impl Into<String>,
-        params: Vec<Value>,
-        message: impl Into<String>,
-    ) -> &mut Self {
+    pub fn require_none(&mut self, sql: impl Into<String>, params: Vec<Value>, message: impl Into<String>) -> &mut Self {
         self.guard(sql, params, GuardExpect::Zero, message, false)
     }
     /// Abort with not-found unless the count query returns non-zero.
-    pub fn require_some(
-        &mut self,
-        sql: impl Into<String>,
-        params: Vec<Value>,
-        message: impl Into<String>,
-    ) -> &mut Self {
+    pub fn require_some(&mut self, sql: impl Into<String>, params: Vec<Value>, message: impl Into<String>) -> &mut Self {
         self.guard(sql, params, GuardExpect::NonZero, message, true)
     }
     fn guard(
@@ -167,12 +152,7 @@ impl Batch {
         not_found: bool,
     ) -> &mut Self {
         self.steps.push(Step::Guard(self.guards.len()));
-        self.guards.push(Guard {
-            stmt: Stmt::new(sql, params),
-            expect,
-            message: message.into(),
-            not_found,
-        });
+        self.guards.push(Guard { stmt: Stmt::new(sql, params), expect, message: message.into(), not_found });
         self
     }
     pub fn is_empty(&self) -> bool {

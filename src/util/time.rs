@@ -6,9 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Nanoseconds since the Unix epoch; the unit rxd stores timestamps in.
 pub fn now_nanos() -> i64 {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
@@ -52,24 +50,13 @@ fn split(nanos: i64) -> Parts {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    Parts {
-        year,
-        month,
-        day,
-        hour: rem / 3600,
-        minute: (rem % 3600) / 60,
-        second: rem % 60,
-        nanos: frac,
-    }
+    Parts { year, month, day, hour: rem / 3600, minute: (rem % 3600) / 60, second: rem % 60, nanos: frac }
 }
 
 /// RFC 3339 with as many fractional digits as needed (Go's RFC3339Nano).
 pub fn rfc3339(nanos: i64) -> String {
     let p = split(nanos);
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        p.year, p.month, p.day, p.hour, p.minute, p.second
-    );
+    let mut s = format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", p.year, p.month, p.day, p.hour, p.minute, p.second);
     if p.nanos != 0 {
         let frac = format!("{:09}", p.nanos);
         s.push('.');
@@ -82,10 +69,7 @@ pub fn rfc3339(nanos: i64) -> String {
 /// Go's `time.Time.String()` for a UTC time: `2022-04-01 10:00:00.1 +0000 UTC`.
 pub fn go_string(nanos: i64) -> String {
     let p = split(nanos);
-    let mut s = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        p.year, p.month, p.day, p.hour, p.minute, p.second
-    );
+    let mut s = format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", p.year, p.month, p.day, p.hour, p.minute, p.second);
     if p.nanos != 0 {
         let frac = format!("{:09}", p.nanos);
         s.push('.');
@@ -98,10 +82,7 @@ pub fn go_string(nanos: i64) -> String {
 /// The `2006/01/02 15:04 MST` layout LXD's client uses in tables.
 pub fn table_string(nanos: i64) -> String {
     let p = split(nanos);
-    format!(
-        "{:04}/{:02}/{:02} {:02}:{:02} UTC",
-        p.year, p.month, p.day, p.hour, p.minute
-    )
+    format!("{:04}/{:02}/{:02} {:02}:{:02} UTC", p.year, p.month, p.day, p.hour, p.minute)
 }
 
 /// Parses RFC 3339 (`Z` or a numeric offset, optional fraction) into nanoseconds since the epoch.
@@ -113,12 +94,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let mut i = 19;

@@ -21,11 +21,7 @@ pub fn bin_dir() -> PathBuf {
         if std::fs::read_link(&link).ok().as_deref() != Some(target) {
             // Tests in parallel (threads or nextest processes) may race to create it: write a
             // private link and rename it into place atomically.
-            let tmp = dir.join(format!(
-                ".{name}.{}.{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
+            let tmp = dir.join(format!(".{name}.{}.{:?}", std::process::id(), std::thread::current().id()));
             let _ = std::fs::remove_file(&tmp);
             std::os::unix::fs::symlink(target, &tmp).expect("symlink");
             std::fs::rename(&tmp, &link).expect("rename symlink");
@@ -46,13 +42,7 @@ pub fn unique_ip() -> String {
 /// Runs a command to completion within `timeout`, killing it (by PID) if it overruns.
 pub fn run_timeout(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
     use std::io::Write;
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     if let Some(data) = stdin {
         let mut s = child.stdin.take().expect("stdin");
@@ -99,20 +89,9 @@ pub struct Member {
 impl Member {
     /// Starts a daemon and waits until it is ready.
     pub fn start() -> Member {
-        let dir = tempfile::Builder::new()
-            .prefix("rxd-test-")
-            .tempdir()
-            .expect("tempdir");
-        let conf = tempfile::Builder::new()
-            .prefix("rxd-conf-")
-            .tempdir()
-            .expect("tempdir");
-        let mut m = Member {
-            dir,
-            conf,
-            ip: unique_ip(),
-            daemon: Guard(None),
-        };
+        let dir = tempfile::Builder::new().prefix("rxd-test-").tempdir().expect("tempdir");
+        let conf = tempfile::Builder::new().prefix("rxd-conf-").tempdir().expect("tempdir");
+        let mut m = Member { dir, conf, ip: unique_ip(), daemon: Guard(None) };
         m.spawn();
         m
     }
@@ -137,12 +116,7 @@ impl Member {
             .expect("spawn daemon");
         self.daemon = Guard(Some(child));
         let out = self.lxd(&["waitready", "--timeout", "20"]);
-        assert!(
-            out.status.success(),
-            "daemon not ready: {}\nlog:\n{}",
-            stderr(&out),
-            self.log()
-        );
+        assert!(out.status.success(), "daemon not ready: {}\nlog:\n{}", stderr(&out), self.log());
     }
 
     pub fn pid(&self) -> u32 {
@@ -170,9 +144,7 @@ impl Member {
     }
 
     fn env(&self, cmd: &mut Command) {
-        cmd.env("LXD_DIR", self.dir.path())
-            .env("LXD_CONF", self.conf.path())
-            .env("HOME", self.conf.path());
+        cmd.env("LXD_DIR", self.dir.path()).env("LXD_CONF", self.conf.path()).env("HOME", self.conf.path());
     }
 
     pub fn lxd(&self, args: &[&str]) -> Output {
@@ -197,11 +169,7 @@ impl Member {
     }
 
     pub fn client(&self, program: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-        assert!(
-            program.exists(),
-            "{} is missing (install the lxd-client package)",
-            program.display()
-        );
+        assert!(program.exists(), "{} is missing (install the lxd-client package)", program.display());
         let mut cmd = Command::new(program);
         cmd.args(args);
         self.env(&mut cmd);
@@ -224,24 +192,14 @@ pub fn stderr(o: &Output) -> String {
 /// Asserts success and returns stdout.
 #[track_caller]
 pub fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "command failed ({:?})\nstdout: {}\nstderr: {}",
-        o.status,
-        stdout(&o),
-        stderr(&o)
-    );
+    assert!(o.status.success(), "command failed ({:?})\nstdout: {}\nstderr: {}", o.status, stdout(&o), stderr(&o));
     stdout(&o)
 }
 
 /// Asserts failure and returns stderr.
 #[track_caller]
 pub fn fails(o: Output) -> String {
-    assert!(
-        !o.status.success(),
-        "command unexpectedly succeeded\nstdout: {}",
-        stdout(&o)
-    );
+    assert!(!o.status.success(), "command unexpectedly succeeded\nstdout: {}", stdout(&o));
     stderr(&o)
 }
 
@@ -251,8 +209,5 @@ pub fn clients() -> Vec<PathBuf> {
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }

@@ -22,50 +22,25 @@ struct Filter {
 fn parse_filter(query: &HashMap<String, String>) -> Result<Filter, Response> {
     let types: Vec<String> = match query.get("type").filter(|t| !t.is_empty()) {
         Some(t) => t.split(',').map(str::to_string).collect(),
-        None => vec![
-            TYPE_LOGGING.into(),
-            TYPE_OPERATION.into(),
-            TYPE_LIFECYCLE.into(),
-        ],
+        None => vec![TYPE_LOGGING.into(), TYPE_OPERATION.into(), TYPE_LIFECYCLE.into()],
     };
     for t in &types {
         if ![TYPE_LOGGING, TYPE_OPERATION, TYPE_LIFECYCLE].contains(&t.as_str()) {
-            return Err(Response::error(
-                400,
-                format!("'{t}' isn't a supported event type"),
-            ));
+            return Err(Response::error(400, format!("'{t}' isn't a supported event type")));
         }
     }
     let all_projects = query.get("all-projects").map(String::as_str) == Some("true");
     let project = query.get("project").filter(|p| !p.is_empty()).cloned();
     if all_projects && project.is_some() {
-        return Err(Response::error(
-            400,
-            "Cannot specify a project when requesting all projects",
-        ));
+        return Err(Response::error(400, "Cannot specify a project when requesting all projects"));
     }
-    Ok(Filter {
-        types,
-        project: if all_projects {
-            None
-        } else {
-            Some(project.unwrap_or_else(|| "default".into()))
-        },
-    })
+    Ok(Filter { types, project: if all_projects { None } else { Some(project.unwrap_or_else(|| "default".into())) } })
 }
 
-pub fn upgrade(
-    daemon: Arc<Daemon>,
-    ws: Ws,
-    query: HashMap<String, String>,
-    peer: PeerInfo,
-) -> warp::reply::Response {
+pub fn upgrade(daemon: Arc<Daemon>, ws: Ws, query: HashMap<String, String>, peer: PeerInfo) -> warp::reply::Response {
     let trusted = match peer.transport {
         super::Transport::Unix => true,
-        super::Transport::Tls => peer
-            .fingerprint
-            .as_deref()
-            .is_some_and(|fp| daemon.is_trusted_client(fp)),
+        super::Transport::Tls => peer.fingerprint.as_deref().is_some_and(|fp| daemon.is_trusted_client(fp)),
     };
     if !trusted {
         return Response::error(403, "not authorized").into_reply();
@@ -75,8 +50,7 @@ pub fn upgrade(
         Err(r) => return r.into_reply(),
     };
     use warp::Reply;
-    ws.on_upgrade(move |socket| serve(daemon, socket, filter))
-        .into_response()
+    ws.on_upgrade(move |socket| serve(daemon, socket, filter)).into_response()
 }
 
 async fn serve(daemon: Arc<Daemon>, socket: WebSocket, filter: Filter) {

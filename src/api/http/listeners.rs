@@ -37,10 +37,7 @@ impl HttpsListeners {
             Some(port) => format!("[::]:{port}"),
             None => canonical.clone(),
         };
-        let addrs: Vec<_> = bind_to
-            .to_socket_addrs()
-            .map_err(|e| format!("{bind_to}: {e}"))?
-            .collect();
+        let addrs: Vec<_> = bind_to.to_socket_addrs().map_err(|e| format!("{bind_to}: {e}"))?.collect();
         let mut last = String::from("no address");
         for a in addrs {
             match std::net::TcpListener::bind(a) {
@@ -54,13 +51,24 @@ impl HttpsListeners {
         Err(last)
     }
 
+    /// Binds, retrying for up to a second while a listener being stopped releases the port.
+    fn bind_retry(address: &str) -> Result<std::net::TcpListener, String> {
+        let mut attempt = 0;
+        loop {
+            match Self::bind(address) {
+                Ok(l) => return Ok(l),
+                Err(e) if attempt >= 100 => return Err(e),
+                Err(_) => attempt += 1,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     fn run(&self, listener: std::net::TcpListener, address: String) -> Result<Running, String> {
         let daemon = self.daemon.upgrade().ok_or("daemon is gone")?;
-        let tls_config = tls::server_config(&daemon.identity()).map_err(|e| e.to_string())?;
         let _enter = self.runtime.enter();
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
         let (stop, mut stopped) = oneshot::channel::<()>();
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
         tracing::info!(address = %address, "HTTPS listener started");
         self.runtime.spawn(async move {
             loop {
@@ -69,7 +77,8 @@ impl HttpsListeners {
                     _ = daemon.shutdown_requested() => break,
                     accepted = listener.accept() => {
                         let Ok((tcp, remote)) = accepted else { continue };
-                        let acceptor = acceptor.clone();
+                        // The daemon's current identity: the cluster certificate once clustered.
+                        let acceptor = tokio_rustls::TlsAcceptor::from(daemon.tls_server_config());
                         let daemon = daemon.clone();
                         tokio::spawn(async move {
                             let Ok(Ok(stream)) = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await else {
@@ -90,10 +99,7 @@ impl HttpsListeners {
 
 impl ListenerControl for HttpsListeners {
     fn set_https_address(&self, address: Option<&str>) -> Result<(), String> {
-        let mut current = self
-            .current
-            .lock()
-            .map_err(|_| "listener state poisoned".to_string())?;
+        let mut current = self.current.lock().map_err(|_| "listener state poisoned".to_string())?;
         let wanted = address.filter(|a| !a.is_empty()).map(str::to_string);
         if current.as_ref().map(|r| &r.address) == wanted.as_ref() {
             return Ok(());
@@ -108,12 +114,8 @@ impl ListenerControl for HttpsListeners {
             Some(addr) => {
                 // Release the old socket first when the new one would need the same port.
                 let same_port = current.as_ref().is_some_and(|r| {
-                    config::parse_address(&r.address, 8443)
-                        .ok()
-                        .and_then(|a| a.rsplit_once(':').map(|(_, p)| p.to_string()))
-                        == config::parse_address(&addr, 8443)
-                            .ok()
-                            .and_then(|a| a.rsplit_once(':').map(|(_, p)| p.to_string()))
+                    config::parse_address(&r.address, 8443).ok().and_then(|a| a.rsplit_once(':').map(|(_, p)| p.to_string()))
+                        == config::parse_address(&addr, 8443).ok().and_then(|a| a.rsplit_once(':').map(|(_, p)| p.to_string()))
                 });
                 let listener = match Self::bind(&addr) {
                     Ok(l) => l,
@@ -121,15 +123,7 @@ impl ListenerControl for HttpsListeners {
                         if let Some(old) = current.take() {
                             let _ = old.stop.send(());
                         }
-                        let mut attempt = 0;
-                        loop {
-                            std::thread::sleep(std::time::Duration::from_millis(10));
-                            match Self::bind(&addr) {
-                                Ok(l) => break l,
-                                Err(e) if attempt >= 100 => return Err(e),
-                                Err(_) => attempt += 1,
-                            }
-                        }
+                        Self::bind_retry(&addr)?
                     }
                     Err(e) => return Err(e),
                 };

@@ -45,16 +45,10 @@ pub fn serve_connection<IO>(daemon: Arc<Daemon>, io: IO, peer: PeerInfo)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = WithPeer {
-        inner: warp::service(router::routes(daemon)),
-        peer,
-    };
+    let svc = WithPeer { inner: warp::service(router::routes(daemon)), peer };
     tokio::spawn(async move {
         let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        if let Err(e) = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), svc)
-            .await
-        {
+        if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(io), svc).await {
             tracing::debug!(error = %e, "connection ended with an error");
         }
     });

@@ -37,6 +37,8 @@ pub struct Request {
     pub body: Bytes,
     pub peer: PeerInfo,
     pub trusted: bool,
+    /// The caller is another member (its server certificate is in the trust store).
+    pub cluster: bool,
 }
 
 /// Percent-decodes one path segment or query component (`+` stays as is in paths).
@@ -47,9 +49,7 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -83,9 +83,7 @@ impl Request {
     }
 
     pub fn recursion(&self) -> i64 {
-        self.query("recursion")
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(0)
+        self.query("recursion").and_then(|r| r.parse().ok()).unwrap_or(0)
     }
 
     /// The project a request is scoped to (`?project=`, default `default`).
@@ -116,10 +114,7 @@ impl Request {
                 if given.is_empty() || given == current {
                     Ok(())
                 } else {
-                    Err(Response::error(
-                        412,
-                        format!("ETag doesn't match: {current} vs {given}"),
-                    ))
+                    Err(Response::error(412, format!("ETag doesn't match: {current} vs {given}")))
                 }
             }
             None => Ok(()),
@@ -137,17 +132,9 @@ impl Request {
                 "unix",
                 "@".to_string(),
             ),
-            Transport::Tls => (
-                self.peer.fingerprint.clone().unwrap_or_default(),
-                "tls",
-                self.peer.remote.clone(),
-            ),
+            Transport::Tls => (self.peer.fingerprint.clone().unwrap_or_default(), "tls", self.peer.remote.clone()),
         };
-        EventRequestor {
-            username,
-            protocol: protocol.into(),
-            address,
-        }
+        EventRequestor { username, protocol: protocol.into(), address }
     }
 }
 

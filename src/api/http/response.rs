@@ -10,17 +10,9 @@ use crate::daemon::Error;
 use crate::daemon::operations::Op;
 
 pub enum Response {
-    Sync {
-        code: u16,
-        metadata: serde_json::Value,
-        etag: Option<String>,
-        location: Option<String>,
-    },
+    Sync { code: u16, metadata: serde_json::Value, etag: Option<String>, location: Option<String> },
     Async(Arc<Op>),
-    Error {
-        code: u16,
-        message: String,
-    },
+    Error { code: u16, message: String },
     Raw(Box<warp::reply::Response>),
 }
 
@@ -32,12 +24,7 @@ pub fn etag_of<T: serde::Serialize>(value: &T) -> String {
 
 impl Response {
     pub fn sync<T: serde::Serialize>(metadata: T) -> Response {
-        Response::Sync {
-            code: 200,
-            metadata: serde_json::to_value(metadata).unwrap_or_default(),
-            etag: None,
-            location: None,
-        }
+        Response::Sync { code: 200, metadata: serde_json::to_value(metadata).unwrap_or_default(), etag: None, location: None }
     }
     pub fn empty() -> Response {
         Response::sync(serde_json::json!({}))
@@ -51,29 +38,16 @@ impl Response {
         }
     }
     pub fn created(location: String) -> Response {
-        Response::Sync {
-            code: 201,
-            metadata: serde_json::Value::Null,
-            etag: None,
-            location: Some(location),
-        }
+        Response::Sync { code: 201, metadata: serde_json::Value::Null, etag: None, location: Some(location) }
     }
     pub fn error(code: u16, message: impl Into<String>) -> Response {
-        Response::Error {
-            code,
-            message: message.into(),
-        }
+        Response::Error { code, message: message.into() }
     }
 
     pub fn into_reply(self) -> warp::reply::Response {
         let (code, envelope, headers): (u16, Envelope, Vec<(&str, String)>) = match self {
             Response::Raw(r) => return *r,
-            Response::Sync {
-                code,
-                metadata,
-                etag,
-                location,
-            } => {
+            Response::Sync { code, metadata, etag, location } => {
                 let mut h = Vec::new();
                 if let Some(e) = etag {
                     h.push(("ETag", format!("\"{e}\"")));
@@ -87,33 +61,21 @@ impl Response {
                 let url = op.url();
                 (
                     202,
-                    Envelope::async_op(
-                        url.clone(),
-                        serde_json::to_value(op.render()).unwrap_or_default(),
-                    ),
+                    Envelope::async_op(url.clone(), serde_json::to_value(op.render()).unwrap_or_default()),
                     vec![("Location", url)],
                 )
             }
-            Response::Error { code, message } => (
-                code,
-                Envelope::error(code, message),
-                vec![("X-Content-Type-Options", "nosniff".into())],
-            ),
+            Response::Error { code, message } => {
+                (code, Envelope::error(code, message), vec![("X-Content-Type-Options", "nosniff".into())])
+            }
         };
         let body = serde_json::to_vec(&envelope).unwrap_or_default();
         let mut resp = warp::reply::Response::new(Bytes::from(body).into());
-        *resp.status_mut() =
-            http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        *resp.status_mut() = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         let h = resp.headers_mut();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
+        h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
         for (k, v) in headers {
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::try_from(k),
-                http::HeaderValue::try_from(v),
-            ) {
+            if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(k), http::HeaderValue::try_from(v)) {
                 h.insert(name, value);
             }
         }

@@ -13,9 +13,7 @@ use super::request::{PeerInfo, Request, Transport, parse_query, percent_decode};
 use super::response::Response;
 use crate::daemon::Daemon;
 
-pub fn routes(
-    daemon: Arc<Daemon>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
+pub fn routes(daemon: Arc<Daemon>) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
     let with_daemon = {
         let d = daemon.clone();
         warp::any().map(move || d.clone())
@@ -23,13 +21,8 @@ pub fn routes(
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let peer = warp::ext::get::<PeerInfo>();
 
-    let events = warp::path!("1.0" / "events")
-        .and(warp::get())
-        .and(warp::ws())
-        .and(raw_query)
-        .and(peer)
-        .and(with_daemon.clone())
-        .map(
+    let events =
+        warp::path!("1.0" / "events").and(warp::get()).and(warp::ws()).and(raw_query).and(peer).and(with_daemon.clone()).map(
             |ws: warp::ws::Ws, query: String, peer: PeerInfo, daemon: Arc<Daemon>| {
                 super::events::upgrade(daemon, ws, parse_query(&query), peer)
             },
@@ -50,7 +43,7 @@ pub fn routes(
              body: Bytes,
              peer: PeerInfo,
              daemon: Arc<Daemon>| async move {
-                let req = build(method, path.as_str(), &query, headers, body, peer, &daemon);
+                let req = build(method, path.as_str(), &query, headers, body, peer, &daemon).await;
                 dispatch(daemon, req).await.into_reply()
             },
         );
@@ -65,7 +58,7 @@ pub fn routes(
         .unify()
 }
 
-fn build(
+async fn build(
     method: Method,
     path: &str,
     query: &str,
@@ -74,28 +67,16 @@ fn build(
     peer: PeerInfo,
     daemon: &Daemon,
 ) -> Request {
-    let segments: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s, false))
-        .collect();
-    let trusted = match peer.transport {
-        Transport::Unix => true,
-        Transport::Tls => peer
-            .fingerprint
-            .as_deref()
-            .is_some_and(|fp| daemon.is_trusted_client(fp)),
+    let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(|s| percent_decode(s, false)).collect();
+    let (trusted, cluster) = match (peer.transport, peer.fingerprint.as_deref()) {
+        (Transport::Unix, _) => (true, false),
+        (Transport::Tls, Some(fp)) => match daemon.trusted_fresh(fp).await {
+            Some(t) => (true, t.kind == crate::store::global::certificates::TYPE_SERVER),
+            None => (false, false),
+        },
+        (Transport::Tls, None) => (false, false),
     };
-    Request {
-        method,
-        path: path.to_string(),
-        segments,
-        query: parse_query(query),
-        headers,
-        body,
-        peer,
-        trusted,
-    }
+    Request { method, path: path.to_string(), segments, query: parse_query(query), headers, body, peer, trusted, cluster }
 }
 
 /// Which methods a known path accepts; None for unknown paths.
@@ -108,6 +89,8 @@ fn allowed(segments: &[&str]) -> Option<&'static [Method]> {
     const ITEM_NO_RENAME: &[Method] = &[M::GET, M::PUT, M::PATCH, M::DELETE];
     const GET_DELETE: &[Method] = &[M::GET, M::DELETE];
     const PUT: &[Method] = &[M::PUT];
+    const POST: &[Method] = &[M::POST];
+    const GET_PUT: &[Method] = &[M::GET, M::PUT];
     Some(match segments {
         [] => GET,
         ["1.0"] => GET_PUT_PATCH,
@@ -123,18 +106,24 @@ fn allowed(segments: &[&str]) -> Option<&'static [Method]> {
         ["1.0", "projects", _] => ITEM,
         ["1.0", "storage-pools"] => GET_POST,
         ["1.0", "storage-pools", _] => ITEM_NO_RENAME,
+        ["1.0", "cluster"] => GET_PUT,
+        ["1.0", "cluster", "members"] => GET,
+        ["1.0", "cluster", "members", _] => GET,
         ["internal", "ready"] => GET,
         ["internal", "shutdown"] => PUT,
+        ["internal", "raft"] => POST,
+        ["internal", "raft", "snapshot"] => POST,
+        ["internal", "db"] => POST,
+        ["internal", "cluster", "accept"] => POST,
+        ["internal", "cluster", "rebalance"] => POST,
+        ["internal", "sql"] => GET_POST,
         _ => return None,
     })
 }
 
 /// Paths an untrusted TLS client may use.
 fn open_to_untrusted(method: &Method, segments: &[&str]) -> bool {
-    matches!(
-        (method, segments),
-        (&Method::GET, []) | (&Method::GET, ["1.0"]) | (&Method::POST, ["1.0", "certificates"])
-    )
+    matches!((method, segments), (&Method::GET, []) | (&Method::GET, ["1.0"]) | (&Method::POST, ["1.0", "certificates"]))
 }
 
 async fn dispatch(daemon: Arc<Daemon>, req: Request) -> Response {
@@ -146,7 +135,7 @@ async fn dispatch(daemon: Arc<Daemon>, req: Request) -> Response {
     if !methods.contains(&req.method) {
         return Response::error(405, "method not allowed");
     }
-    if segs.first() == Some(&"internal") && req.peer.transport != Transport::Unix {
+    if segs.first() == Some(&"internal") && req.peer.transport != Transport::Unix && !req.cluster {
         return Response::error(403, "not authorized");
     }
     if !req.trusted && !open_to_untrusted(&req.method, &segs) {
@@ -160,18 +149,24 @@ async fn dispatch(daemon: Arc<Daemon>, req: Request) -> Response {
         ["1.0", "operations"] => handlers::operations::collection(&daemon, &req).await,
         ["1.0", "operations", id] => handlers::operations::item(&daemon, &req, id).await,
         ["1.0", "operations", id, "wait"] => handlers::operations::wait(&daemon, &req, id).await,
-        ["1.0", "events"] => Ok(Response::error(
-            400,
-            "websocket: the client is not using the websocket protocol",
-        )),
+        ["1.0", "events"] => Ok(Response::error(400, "websocket: the client is not using the websocket protocol")),
         ["1.0", "profiles"] => handlers::profiles::collection(&daemon, &req).await,
         ["1.0", "profiles", name] => handlers::profiles::item(&daemon, &req, name).await,
         ["1.0", "projects"] => handlers::projects::collection(&daemon, &req).await,
         ["1.0", "projects", name] => handlers::projects::item(&daemon, &req, name).await,
         ["1.0", "storage-pools"] => handlers::storage::collection(&daemon, &req).await,
         ["1.0", "storage-pools", name] => handlers::storage::item(&daemon, &req, name).await,
+        ["1.0", "cluster"] => handlers::cluster::cluster(&daemon, &req).await,
+        ["1.0", "cluster", "members"] => handlers::cluster::members(&daemon, &req).await,
+        ["1.0", "cluster", "members", name] => handlers::cluster::member(&daemon, name).await,
         ["internal", "ready"] => handlers::internal::ready(&daemon).await,
         ["internal", "shutdown"] => handlers::internal::shutdown(&daemon).await,
+        ["internal", "raft"] => handlers::internal::raft(&daemon, &req).await,
+        ["internal", "raft", "snapshot"] => handlers::internal::raft_snapshot(&daemon, &req).await,
+        ["internal", "db"] => handlers::internal::db(&daemon, &req).await,
+        ["internal", "cluster", "accept"] => handlers::cluster::accept(&daemon, &req).await,
+        ["internal", "cluster", "rebalance"] => handlers::cluster::rebalance(&daemon, &req).await,
+        ["internal", "sql"] => handlers::internal::sql(&daemon, &req).await,
         _ => Ok(Response::error(404, "not found")),
     };
     result.unwrap_or_else(|r| r)

@@ -61,15 +61,9 @@ impl CertificateAddToken {
     /// Decodes a token; None if `s` is not one (it may be a plain password).
     pub fn decode(s: &str) -> Option<CertificateAddToken> {
         use base64::Engine;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .ok()?;
+        let raw = base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()?;
         let t: CertificateAddToken = serde_json::from_slice(&raw).ok()?;
-        if t.client_name.is_empty()
-            || t.addresses.is_empty()
-            || t.secret.is_empty()
-            || t.fingerprint.is_empty()
-        {
+        if t.client_name.is_empty() || t.addresses.is_empty() || t.secret.is_empty() || t.fingerprint.is_empty() {
             return None;
         }
         Some(t)

@@ -21,7 +21,31 @@ pub struct InitPreseed {
     #[serde(default)]
     pub projects: Vec<InitProject>,
     #[serde(default)]
-    pub cluster: Option<serde_yaml::Value>,
+    pub cluster: Option<InitCluster>,
+}
+
+/// The `cluster:` section: bootstrap (no `cluster_address`) or join.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitCluster {
+    #[serde(default)]
+    pub server_name: String,
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub member_config: Vec<super::cluster::ClusterMemberConfigKey>,
+    #[serde(default)]
+    pub cluster_address: String,
+    #[serde(default)]
+    pub cluster_certificate: String,
+    #[serde(default)]
+    pub cluster_certificate_path: String,
+    #[serde(default)]
+    pub server_address: String,
+    #[serde(default)]
+    pub cluster_password: String,
+    #[serde(default)]
+    pub cluster_token: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

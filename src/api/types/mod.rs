@@ -1,6 +1,7 @@
 //! Wire types, one file per API resource, with LXD's JSON field names.
 
 pub mod certificates;
+pub mod cluster;
 pub mod events;
 pub mod init;
 pub mod operations;
@@ -11,6 +12,7 @@ pub mod server;
 pub mod storage;
 
 pub use certificates::*;
+pub use cluster::*;
 pub use events::*;
 pub use init::*;
 pub use operations::*;

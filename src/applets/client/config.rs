@@ -128,10 +128,7 @@ struct TrustRemove {
 /// Splits a leading `remote:` argument off a key list.
 fn split_remote(ctx: &Ctx, args: &[String]) -> (String, Vec<String>) {
     match args.first() {
-        Some(first)
-            if first.ends_with(':')
-                && ctx.config.remotes.contains_key(first.trim_end_matches(':')) =>
-        {
+        Some(first) if first.ends_with(':') && ctx.config.remotes.contains_key(first.trim_end_matches(':')) => {
             (first.trim_end_matches(':').to_string(), args[1..].to_vec())
         }
         Some(first) => {
@@ -152,14 +149,9 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Get(g) => {
             let (remote, keys) = split_remote(&ctx, &g.args);
-            let key = keys
-                .first()
-                .ok_or_else(|| anyhow::anyhow!("Missing required argument: key"))?;
+            let key = keys.first().ok_or_else(|| anyhow::anyhow!("Missing required argument: key"))?;
             let server: rxd::api::Server = ctx.connect(&remote)?.get_json("/1.0").await?;
-            println!(
-                "{}",
-                server.config.get(key).map(render_value).unwrap_or_default()
-            );
+            println!("{}", server.config.get(key).map(render_value).unwrap_or_default());
             Ok(())
         }
         Cmd::Set(s) => {
@@ -177,10 +169,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Unset(u) => {
             let (remote, keys) = split_remote(&ctx, &u.args);
-            let key = keys
-                .first()
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("Missing required argument: key"))?;
+            let key = keys.first().cloned().ok_or_else(|| anyhow::anyhow!("Missing required argument: key"))?;
             update(&ctx, &remote, |config| {
                 config.remove(&key);
             })
@@ -189,10 +178,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         Cmd::Show(s) => {
             let (remote, _) = ctx.remote_of(s.remote.as_deref().unwrap_or(""));
             let server: rxd::api::Server = ctx.connect(&remote)?.get_json("/1.0").await?;
-            print!(
-                "{}",
-                format::yaml(&serde_json::json!({ "config": server.config }))?
-            );
+            print!("{}", format::yaml(&serde_json::json!({ "config": server.config }))?);
             Ok(())
         }
         Cmd::Edit(e) => {
@@ -202,13 +188,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             let current = serde_json::json!({ "config": reply.envelope.metadata.get("config") });
             let text = edit_text(&format::yaml(&current)?)?;
             let new: rxd::api::ServerPut = serde_yaml::from_str(&text)?;
-            conn.request(
-                "PUT",
-                "/1.0",
-                Some(&serde_json::to_value(new)?),
-                reply.etag().as_deref(),
-            )
-            .await?;
+            conn.request("PUT", "/1.0", Some(&serde_json::to_value(new)?), reply.etag().as_deref()).await?;
             Ok(())
         }
         Cmd::Trust(t) => trust(ctx, t.cmd).await,
@@ -223,17 +203,10 @@ async fn update(
 ) -> anyhow::Result<()> {
     let conn = ctx.connect(remote)?;
     let reply = conn.get("/1.0").await?;
-    let mut config = reply
-        .envelope
-        .metadata
-        .get("config")
-        .and_then(|c| c.as_object())
-        .cloned()
-        .unwrap_or_default();
+    let mut config = reply.envelope.metadata.get("config").and_then(|c| c.as_object()).cloned().unwrap_or_default();
     edit(&mut config);
     let body = serde_json::json!({ "config": config });
-    conn.request("PUT", "/1.0", Some(&body), reply.etag().as_deref())
-        .await?;
+    conn.request("PUT", "/1.0", Some(&body), reply.etag().as_deref()).await?;
     Ok(())
 }
 
@@ -243,23 +216,14 @@ fn cert_dates(pem: &str) -> (String, String) {
         Ok(d) => d,
         Err(_) => return (String::new(), String::new()),
     };
-    tls::validity(der.as_ref())
-        .map(|(a, b)| (fmt_date(a), fmt_date(b)))
-        .unwrap_or_default()
+    tls::validity(der.as_ref()).map(|(a, b)| (fmt_date(a), fmt_date(b))).unwrap_or_default()
 }
 
 fn fmt_date(nanos: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let s = rxd::util::time::rfc3339(nanos);
     let (y, m, d, hh, mm) = (&s[0..4], &s[5..7], &s[8..10], &s[11..13], &s[14..16]);
-    let month = m
-        .parse::<usize>()
-        .ok()
-        .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
-        .copied()
-        .unwrap_or("?");
+    let month = m.parse::<usize>().ok().and_then(|m| MONTHS.get(m.wrapping_sub(1))).copied().unwrap_or("?");
     let hour: u32 = hh.parse().unwrap_or(0);
     let (h12, ampm) = match hour {
         0 => (12, "am"),
@@ -267,36 +231,20 @@ fn fmt_date(nanos: i64) -> String {
         12 => (12, "pm"),
         _ => (hour - 12, "pm"),
     };
-    format!(
-        "{month} {}, {y} at {h12}:{mm}{ampm} (UTC)",
-        d.trim_start_matches('0')
-    )
+    format!("{month} {}, {y} at {h12}:{mm}{ampm} (UTC)", d.trim_start_matches('0'))
 }
 
 async fn trust(ctx: Ctx, cmd: TrustCmd) -> anyhow::Result<()> {
     match cmd {
         TrustCmd::List(l) => {
             let (remote, _) = ctx.remote_of(l.remote.as_deref().unwrap_or(""));
-            let certs: Vec<Certificate> = ctx
-                .connect(&remote)?
-                .get_json("/1.0/certificates?recursion=1")
-                .await?;
+            let certs: Vec<Certificate> = ctx.connect(&remote)?.get_json("/1.0/certificates?recursion=1").await?;
             let mut rows: Vec<Vec<String>> = certs
                 .iter()
                 .map(|c| {
-                    let cn = tls::cert_der(&c.certificate)
-                        .ok()
-                        .and_then(|d| tls::common_name(d.as_ref()))
-                        .unwrap_or_default();
+                    let cn = tls::cert_der(&c.certificate).ok().and_then(|d| tls::common_name(d.as_ref())).unwrap_or_default();
                     let (issued, expires) = cert_dates(&c.certificate);
-                    vec![
-                        c.kind.clone(),
-                        c.name.clone(),
-                        cn,
-                        c.fingerprint.chars().take(12).collect(),
-                        issued,
-                        expires,
-                    ]
+                    vec![c.kind.clone(), c.name.clone(), cn, c.fingerprint.chars().take(12).collect(), issued, expires]
                 })
                 .collect();
             rows.sort();
@@ -304,14 +252,7 @@ async fn trust(ctx: Ctx, cmd: TrustCmd) -> anyhow::Result<()> {
                 "{}",
                 format::render(
                     l.format,
-                    &[
-                        "TYPE",
-                        "NAME",
-                        "COMMON NAME",
-                        "FINGERPRINT",
-                        "ISSUE DATE",
-                        "EXPIRY DATE"
-                    ],
+                    &["TYPE", "NAME", "COMMON NAME", "FINGERPRINT", "ISSUE DATE", "EXPIRY DATE"],
                     &rows,
                     &certs
                 )
@@ -330,8 +271,7 @@ async fn trust(ctx: Ctx, cmd: TrustCmd) -> anyhow::Result<()> {
                         "certificate": base64::engine::general_purpose::STANDARD.encode(der.as_ref()),
                         "password": "", "token": false,
                     });
-                    conn.request("POST", "/1.0/certificates", Some(&body), None)
-                        .await?;
+                    conn.request("POST", "/1.0/certificates", Some(&body), None).await?;
                     Ok(())
                 }
                 None => {
@@ -339,35 +279,18 @@ async fn trust(ctx: Ctx, cmd: TrustCmd) -> anyhow::Result<()> {
                         Some(n) => n,
                         None => super::ask("Please provide client name: ")?,
                     };
-                    let body = serde_json::json!({"name": name, "type": "client", "certificate": "", "password": "", "token": true});
-                    let reply = conn
-                        .request("POST", "/1.0/certificates", Some(&body), None)
-                        .await?;
+                    let body =
+                        serde_json::json!({"name": name, "type": "client", "certificate": "", "password": "", "token": true});
+                    let reply = conn.request("POST", "/1.0/certificates", Some(&body), None).await?;
                     let op: Operation = serde_json::from_value(reply.envelope.metadata)?;
                     let md = &op.metadata;
-                    let text = |k: &str| {
-                        md.get(k)
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default()
-                            .to_string()
-                    };
+                    let text = |k: &str| md.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
                     let token = CertificateAddToken {
-                        client_name: md
-                            .pointer("/request/name")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or(&name)
-                            .to_string(),
+                        client_name: md.pointer("/request/name").and_then(|v| v.as_str()).unwrap_or(&name).to_string(),
                         fingerprint: text("fingerprint"),
-                        addresses: serde_json::from_value(
-                            md.get("addresses").cloned().unwrap_or_default(),
-                        )
-                        .unwrap_or_default(),
+                        addresses: serde_json::from_value(md.get("addresses").cloned().unwrap_or_default()).unwrap_or_default(),
                         secret: text("secret"),
-                        expires_at: md
-                            .get("expiresAt")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("0001-01-01T00:00:00Z")
-                            .to_string(),
+                        expires_at: md.get("expiresAt").and_then(|v| v.as_str()).unwrap_or("0001-01-01T00:00:00Z").to_string(),
                     };
                     if a.quiet {
                         println!("{}", token.encode());
@@ -380,9 +303,7 @@ async fn trust(ctx: Ctx, cmd: TrustCmd) -> anyhow::Result<()> {
         }
         TrustCmd::Remove(r) => {
             let (remote, fp) = ctx.remote_of(&r.target);
-            ctx.connect(&remote)?
-                .request("DELETE", &format!("/1.0/certificates/{fp}"), None, None)
-                .await?;
+            ctx.connect(&remote)?.request("DELETE", &format!("/1.0/certificates/{fp}"), None, None).await?;
             Ok(())
         }
     }

@@ -36,26 +36,14 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
             }
         }
     }
-    let border = format!(
-        "+{}+",
-        widths
-            .iter()
-            .map(|w| "-".repeat(w + 2))
-            .collect::<Vec<_>>()
-            .join("+")
-    );
+    let border = format!("+{}+", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
     let mut out = vec![border.clone()];
     let header = headers
         .iter()
         .zip(&widths)
         .map(|(h, w)| {
             let pad = w - h.chars().count();
-            format!(
-                " {}{}{} ",
-                " ".repeat(pad / 2),
-                h,
-                " ".repeat(pad - pad / 2)
-            )
+            format!(" {}{}{} ", " ".repeat(pad / 2), h, " ".repeat(pad - pad / 2))
         })
         .collect::<Vec<_>>()
         .join("|");
@@ -69,11 +57,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
                 .iter()
                 .enumerate()
                 .map(|(i, w)| {
-                    let c = cells
-                        .get(i)
-                        .and_then(|c| c.get(line))
-                        .copied()
-                        .unwrap_or("");
+                    let c = cells.get(i).and_then(|c| c.get(line)).copied().unwrap_or("");
                     format!(" {}{} ", c, " ".repeat(w - c.chars().count()))
                 })
                 .collect::<Vec<_>>()
@@ -86,12 +70,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Renders rows in the requested tabular format; json/yaml print `raw` instead.
-pub fn render<T: serde::Serialize>(
-    format: Format,
-    headers: &[&str],
-    rows: &[Vec<String>],
-    raw: &T,
-) -> String {
+pub fn render<T: serde::Serialize>(format: Format, headers: &[&str], rows: &[Vec<String>], raw: &T) -> String {
     match format {
         Format::Table => table(headers, rows) + "\n",
         Format::Csv => {
@@ -101,11 +80,7 @@ pub fn render<T: serde::Serialize>(
                     .iter()
                     .map(|c| {
                         let c = c.replace('\n', ",");
-                        if c.contains(',') || c.contains('"') {
-                            format!("\"{}\"", c.replace('"', "\"\""))
-                        } else {
-                            c
-                        }
+                        if c.contains(',') || c.contains('"') { format!("\"{}\"", c.replace('"', "\"\"")) } else { c }
                     })
                     .collect();
                 out.push_str(&cells.join(","));
@@ -125,11 +100,7 @@ pub fn render<T: serde::Serialize>(
                 }
             }
             let line = |cells: Vec<&str>| {
-                let padded: Vec<String> = cells
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-                    .collect();
+                let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
                 format!("  {}", padded.join("  ").trim_end())
             };
             let mut out = line(headers.to_vec()) + "\n";
@@ -148,14 +119,8 @@ mod tests {
 
     #[test]
     fn multi_line_cells_span_rows() {
-        let t = table(
-            &["NAME", "ROLES"],
-            &[vec!["node1".into(), "database-leader\ndatabase".into()]],
-        );
-        assert!(
-            t.contains("| node1 | database-leader |\n|       | database        |"),
-            "{t}"
-        );
+        let t = table(&["NAME", "ROLES"], &[vec!["node1".into(), "database-leader\ndatabase".into()]]);
+        assert!(t.contains("| node1 | database-leader |\n|       | database        |"), "{t}");
     }
 
     #[test]
@@ -202,8 +167,7 @@ fn requote(line: &str) -> String {
 mod yaml_tests {
     #[test]
     fn numbers_and_empty_strings_are_double_quoted() {
-        let v =
-            serde_json::json!({"config": {"limits.cpu": "2"}, "description": "", "name": "it's"});
+        let v = serde_json::json!({"config": {"limits.cpu": "2"}, "description": "", "name": "it's"});
         let y = super::yaml(&v).expect("yaml");
         assert!(y.contains("limits.cpu: \"2\""), "{y}");
         assert!(y.contains("description: \"\""), "{y}");

@@ -61,11 +61,8 @@ pub struct Ctx {
 impl Ctx {
     /// Connection to `remote`, honouring `--project` and `--force-local`.
     pub fn connect(&self, remote: &str) -> anyhow::Result<Connection> {
-        let mut conn = if self.force_local {
-            Connection::unix(rxd::client::config::local_socket())
-        } else {
-            self.config.connect(remote)?
-        };
+        let mut conn =
+            if self.force_local { Connection::unix(rxd::client::config::local_socket()) } else { self.config.connect(remote)? };
         if let Some(p) = &self.project {
             conn = conn.with_query("project", p);
         }
@@ -127,12 +124,7 @@ struct Globals {
 
 /// Pulls the global flags out of `args`, wherever they appear before `--`.
 fn take_globals(args: Vec<String>) -> Result<(Globals, Vec<String>), String> {
-    let mut g = Globals {
-        debug: false,
-        quiet: false,
-        project: None,
-        force_local: false,
-    };
+    let mut g = Globals { debug: false, quiet: false, project: None, force_local: false };
     let mut rest = Vec::new();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -147,9 +139,7 @@ fn take_globals(args: Vec<String>) -> Result<(Globals, Vec<String>), String> {
             "--quiet" | "-q" => g.quiet = true,
             "--force-local" => g.force_local = true,
             "--project" => g.project = Some(it.next().ok_or("--project needs a value")?),
-            other if other.starts_with("--project=") => {
-                g.project = Some(other["--project=".len()..].to_string())
-            }
+            other if other.starts_with("--project=") => g.project = Some(other["--project=".len()..].to_string()),
             _ => rest.push(a),
         }
     }
@@ -192,17 +182,9 @@ pub fn main(name: &str, args: Vec<String>) -> ExitCode {
         Err(e) => return fail(e),
     };
     if globals.debug {
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_env_filter("rxd=debug")
-            .init();
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("rxd=debug").init();
     }
-    let ctx = Ctx {
-        config,
-        quiet: globals.quiet,
-        project: globals.project,
-        force_local: globals.force_local,
-    };
+    let ctx = Ctx { config, quiet: globals.quiet, project: globals.project, force_local: globals.force_local };
     let rt = match runtime() {
         Ok(r) => r,
         Err(code) => return code,
@@ -258,17 +240,10 @@ pub fn edit_text(current: &str) -> anyhow::Result<String> {
         std::io::stdin().read_to_string(&mut s)?;
         return Ok(s);
     }
-    let editor = std::env::var("VISUAL")
-        .or_else(|_| std::env::var("EDITOR"))
-        .unwrap_or_else(|_| "vi".into());
+    let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
     let path = std::env::temp_dir().join(format!("rxd-edit-{}.yaml", std::process::id()));
     std::fs::write(&path, current)?;
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("sh")
-        .arg(&path)
-        .status()?;
+    let status = std::process::Command::new("sh").arg("-c").arg(format!("{editor} \"$1\"")).arg("sh").arg(&path).status()?;
     let text = std::fs::read_to_string(&path);
     let _ = std::fs::remove_file(&path);
     if !status.success() {

@@ -43,20 +43,11 @@ fn level_rank(l: &str) -> u8 {
 
 fn pretty_line(ev: &Event) -> String {
     let md = &ev.metadata;
-    let text = |k: &str| {
-        md.get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let text = |k: &str| md.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let time = &ev.timestamp;
     match ev.kind.as_str() {
         "logging" => {
-            let mut line = format!(
-                "time=\"{time}\" level={} msg=\"{}\"",
-                text("level"),
-                text("message")
-            );
+            let mut line = format!("time=\"{time}\" level={} msg=\"{}\"", text("level"), text("message"));
             if let Some(ctx) = md.get("context").and_then(|c| c.as_object()) {
                 for (k, v) in ctx {
                     line.push_str(&format!(" {k}={}", rxd::api::config_value_to_string(v)));
@@ -64,20 +55,14 @@ fn pretty_line(ev: &Event) -> String {
             }
             line
         }
-        "lifecycle" => format!(
-            "time=\"{time}\" level=info msg=\"Action: {}, Source: {}\"",
-            text("action"),
-            text("source")
-        ),
+        "lifecycle" => format!("time=\"{time}\" level=info msg=\"Action: {}, Source: {}\"", text("action"), text("source")),
         _ => format!(
             "time=\"{time}\" level=info msg=\"ID: {}, Class: {}, Description: {}\" Status={} StatusCode={}",
             text("id"),
             text("class"),
             text("description"),
             text("status"),
-            md.get("status_code")
-                .and_then(|v| v.as_i64())
-                .unwrap_or_default()
+            md.get("status_code").and_then(|v| v.as_i64()).unwrap_or_default()
         ),
     }
 }
@@ -88,11 +73,7 @@ fn sorted(v: &serde_json::Value) -> serde_json::Value {
         serde_json::Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            serde_json::Value::Object(
-                keys.into_iter()
-                    .map(|k| (k.clone(), sorted(&m[k])))
-                    .collect(),
-            )
+            serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
         }
         serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
         other => other.clone(),
@@ -102,11 +83,7 @@ fn sorted(v: &serde_json::Value) -> serde_json::Value {
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     let (remote, _) = ctx.remote_of(args.remote.as_deref().unwrap_or(""));
     let conn = ctx.connect(&remote)?;
-    let path = if args.all_projects {
-        "/1.0/events?all-projects=true"
-    } else {
-        "/1.0/events"
-    };
+    let path = if args.all_projects { "/1.0/events?all-projects=true" } else { "/1.0/events" };
     let mut ws = conn.websocket(path).await?;
     let min_level = args.loglevel.as_deref().map(level_rank).unwrap_or(0);
     while let Some(msg) = ws.next().await {
@@ -121,13 +98,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             continue;
         }
         if args.pretty {
-            if ev.kind == "logging"
-                && level_rank(
-                    ev.metadata
-                        .get("level")
-                        .and_then(|l| l.as_str())
-                        .unwrap_or("info"),
-                ) < min_level
+            if ev.kind == "logging" && level_rank(ev.metadata.get("level").and_then(|l| l.as_str()).unwrap_or("info")) < min_level
             {
                 continue;
             }

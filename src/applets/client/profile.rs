@@ -137,85 +137,29 @@ struct DeviceRemove {
     devices: Vec<String>,
 }
 
-one_arg!(
-    DeviceList,
-    "list",
-    "List profile devices.",
-    profile,
-    "the target: [<remote>:]<profile>"
-);
-one_arg!(
-    DeviceShow,
-    "show",
-    "Show full device configuration.",
-    profile,
-    "the target: [<remote>:]<profile>"
-);
+one_arg!(DeviceList, "list", "List profile devices.", profile, "the target: [<remote>:]<profile>");
+one_arg!(DeviceShow, "show", "Show full device configuration.", profile, "the target: [<remote>:]<profile>");
 
-one_arg!(
-    ShowCmd,
-    "show",
-    "Show profile configurations.",
-    profile,
-    "the target: [<remote>:]<profile>"
-);
-one_arg!(
-    EditCmd,
-    "edit",
-    "Edit profiles as YAML.",
-    profile,
-    "the target: [<remote>:]<profile>"
-);
-one_arg!(
-    DeleteCmd,
-    "delete",
-    "Delete profiles.",
-    profile,
-    "the target: [<remote>:]<profile>"
-);
-object_key!(
-    GetCmd,
-    "get",
-    "Get values for profile configuration keys.",
-    profile,
-    "the target: [<remote>:]<profile>"
-);
-object_key!(
-    UnsetCmd,
-    "unset",
-    "Unset profile configuration keys.",
-    profile,
-    "the target: [<remote>:]<profile>"
-);
+one_arg!(ShowCmd, "show", "Show profile configurations.", profile, "the target: [<remote>:]<profile>");
+one_arg!(EditCmd, "edit", "Edit profiles as YAML.", profile, "the target: [<remote>:]<profile>");
+one_arg!(DeleteCmd, "delete", "Delete profiles.", profile, "the target: [<remote>:]<profile>");
+object_key!(GetCmd, "get", "Get values for profile configuration keys.", profile, "the target: [<remote>:]<profile>");
+object_key!(UnsetCmd, "unset", "Unset profile configuration keys.", profile, "the target: [<remote>:]<profile>");
 
 fn url(name: &str) -> String {
     format!("/1.0/profiles/{name}")
 }
 
 /// GET the profile, let `edit` change its writable part, PUT it back with the ETag.
-async fn modify(
-    ctx: &Ctx,
-    arg: &str,
-    edit: impl FnOnce(&mut ProfilePut) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+async fn modify(ctx: &Ctx, arg: &str, edit: impl FnOnce(&mut ProfilePut) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let (remote, name) = ctx.remote_of(arg);
     let conn = ctx.connect(&remote)?;
     let reply = conn.get(&url(name)).await?;
     let etag = reply.etag();
     let p: Profile = serde_json::from_value(reply.envelope.metadata)?;
-    let mut put = ProfilePut {
-        config: p.config,
-        description: p.description,
-        devices: p.devices,
-    };
+    let mut put = ProfilePut { config: p.config, description: p.description, devices: p.devices };
     edit(&mut put)?;
-    conn.request(
-        "PUT",
-        &url(name),
-        Some(&serde_json::to_value(put)?),
-        etag.as_deref(),
-    )
-    .await?;
+    conn.request("PUT", &url(name), Some(&serde_json::to_value(put)?), etag.as_deref()).await?;
     Ok(())
 }
 
@@ -223,29 +167,10 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::List(l) => {
             let (remote, _) = ctx.remote_of(l.remote.as_deref().unwrap_or(""));
-            let profiles: Vec<Profile> = ctx
-                .connect(&remote)?
-                .get_json("/1.0/profiles?recursion=1")
-                .await?;
-            let rows: Vec<Vec<String>> = profiles
-                .iter()
-                .map(|p| {
-                    vec![
-                        p.name.clone(),
-                        p.description.clone(),
-                        p.used_by.len().to_string(),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                format::render(
-                    l.format,
-                    &["NAME", "DESCRIPTION", "USED BY"],
-                    &rows,
-                    &profiles
-                )
-            );
+            let profiles: Vec<Profile> = ctx.connect(&remote)?.get_json("/1.0/profiles?recursion=1").await?;
+            let rows: Vec<Vec<String>> =
+                profiles.iter().map(|p| vec![p.name.clone(), p.description.clone(), p.used_by.len().to_string()]).collect();
+            print!("{}", format::render(l.format, &["NAME", "DESCRIPTION", "USED BY"], &rows, &profiles));
             Ok(())
         }
         Cmd::Show(n) => {
@@ -256,7 +181,8 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Create(c) => {
             let (remote, name) = ctx.remote_of(&c.profile);
-            let mut body = serde_json::json!({"name": name, "config": {}, "devices": {}, "description": c.description.unwrap_or_default()});
+            let mut body =
+                serde_json::json!({"name": name, "config": {}, "devices": {}, "description": c.description.unwrap_or_default()});
             use std::io::IsTerminal;
             if !std::io::stdin().is_terminal() {
                 let mut text = String::new();
@@ -266,9 +192,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
                     body = serde_json::json!({"name": name, "config": put.config, "devices": put.devices, "description": put.description});
                 }
             }
-            ctx.connect(&remote)?
-                .request("POST", "/1.0/profiles", Some(&body), None)
-                .await?;
+            ctx.connect(&remote)?.request("POST", "/1.0/profiles", Some(&body), None).await?;
             if !ctx.quiet {
                 println!("Profile {name} created");
             }
@@ -279,9 +203,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             let (tremote, tname) = ctx.remote_of(&c.target);
             let p: Profile = ctx.connect(&sremote)?.get_json(&url(sname)).await?;
             let body = serde_json::json!({"name": tname, "config": p.config, "devices": p.devices, "description": p.description});
-            ctx.connect(&tremote)?
-                .request("POST", "/1.0/profiles", Some(&body), None)
-                .await?;
+            ctx.connect(&tremote)?.request("POST", "/1.0/profiles", Some(&body), None).await?;
             Ok(())
         }
         Cmd::Get(g) => {
@@ -318,28 +240,16 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             let reply = conn.get(&url(name)).await?;
             let etag = reply.etag();
             let p: Profile = serde_json::from_value(reply.envelope.metadata)?;
-            let current = ProfilePut {
-                config: p.config,
-                description: p.description,
-                devices: p.devices,
-            };
+            let current = ProfilePut { config: p.config, description: p.description, devices: p.devices };
             let text = edit_text(&format::yaml(&current)?)?;
             let put: ProfilePut = serde_yaml::from_str(&text)?;
-            conn.request(
-                "PUT",
-                &url(name),
-                Some(&serde_json::to_value(put)?),
-                etag.as_deref(),
-            )
-            .await?;
+            conn.request("PUT", &url(name), Some(&serde_json::to_value(put)?), etag.as_deref()).await?;
             Ok(())
         }
         Cmd::Rename(r) => {
             let (remote, name) = ctx.remote_of(&r.profile);
             let body = serde_json::json!({"name": r.new_name});
-            ctx.connect(&remote)?
-                .request("POST", &url(name), Some(&body), None)
-                .await?;
+            ctx.connect(&remote)?.request("POST", &url(name), Some(&body), None).await?;
             if !ctx.quiet {
                 println!("Profile {name} renamed to {}", r.new_name);
             }
@@ -347,9 +257,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Delete(d) => {
             let (remote, name) = ctx.remote_of(&d.profile);
-            ctx.connect(&remote)?
-                .request("DELETE", &url(name), None, None)
-                .await?;
+            ctx.connect(&remote)?.request("DELETE", &url(name), None, None).await?;
             if !ctx.quiet {
                 println!("Profile {name} deleted");
             }
@@ -362,18 +270,13 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
 async fn device(ctx: Ctx, cmd: DeviceCmd) -> anyhow::Result<()> {
     match cmd {
         DeviceCmd::Add(a) => {
-            let pairs = if a.pairs.is_empty() {
-                Vec::new()
-            } else {
-                key_values(&a.pairs)?
-            };
+            let pairs = if a.pairs.is_empty() { Vec::new() } else { key_values(&a.pairs)? };
             let device = a.device.clone();
             modify(&ctx, &a.profile, |p| {
                 if p.devices.contains_key(&a.device) {
                     anyhow::bail!("The device already exists");
                 }
-                let mut cfg: std::collections::BTreeMap<String, String> =
-                    pairs.into_iter().collect();
+                let mut cfg: std::collections::BTreeMap<String, String> = pairs.into_iter().collect();
                 cfg.insert("type".into(), a.kind);
                 p.devices.insert(a.device, cfg);
                 Ok(())

@@ -75,44 +75,16 @@ struct Rename {
     new_name: String,
 }
 
-one_arg!(
-    ShowCmd,
-    "show",
-    "Show project options.",
-    project,
-    "the target: [<remote>:]<project>"
-);
-one_arg!(
-    DeleteCmd,
-    "delete",
-    "Delete projects.",
-    project,
-    "the target: [<remote>:]<project>"
-);
-object_key!(
-    GetCmd,
-    "get",
-    "Get values for project configuration keys.",
-    project,
-    "the target: [<remote>:]<project>"
-);
-object_key!(
-    UnsetCmd,
-    "unset",
-    "Unset project configuration keys.",
-    project,
-    "the target: [<remote>:]<project>"
-);
+one_arg!(ShowCmd, "show", "Show project options.", project, "the target: [<remote>:]<project>");
+one_arg!(DeleteCmd, "delete", "Delete projects.", project, "the target: [<remote>:]<project>");
+object_key!(GetCmd, "get", "Get values for project configuration keys.", project, "the target: [<remote>:]<project>");
+object_key!(UnsetCmd, "unset", "Unset project configuration keys.", project, "the target: [<remote>:]<project>");
 
 fn url(name: &str) -> String {
     format!("/1.0/projects/{name}")
 }
 
-async fn modify(
-    ctx: &Ctx,
-    arg: &str,
-    edit: impl FnOnce(&mut Project) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+async fn modify(ctx: &Ctx, arg: &str, edit: impl FnOnce(&mut Project) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let (remote, name) = ctx.remote_of(arg);
     let conn = ctx.connect(&remote)?;
     let reply = conn.get(&url(name)).await?;
@@ -120,8 +92,7 @@ async fn modify(
     let mut p: Project = serde_json::from_value(reply.envelope.metadata)?;
     edit(&mut p)?;
     let body = serde_json::json!({"config": p.config, "description": p.description});
-    conn.request("PUT", &url(name), Some(&body), etag.as_deref())
-        .await?;
+    conn.request("PUT", &url(name), Some(&body), etag.as_deref()).await?;
     Ok(())
 }
 
@@ -129,27 +100,14 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::List(l) => {
             let (remote, _) = ctx.remote_of(l.remote.as_deref().unwrap_or(""));
-            let projects: Vec<Project> = ctx
-                .connect(&remote)?
-                .get_json("/1.0/projects?recursion=1")
-                .await?;
-            let yes = |p: &Project, k: &str| {
-                if p.config.get(k).map(String::as_str) == Some("true") {
-                    "YES"
-                } else {
-                    "NO"
-                }
-                .to_string()
-            };
+            let projects: Vec<Project> = ctx.connect(&remote)?.get_json("/1.0/projects?recursion=1").await?;
+            let yes =
+                |p: &Project, k: &str| if p.config.get(k).map(String::as_str) == Some("true") { "YES" } else { "NO" }.to_string();
             let rows: Vec<Vec<String>> = projects
                 .iter()
                 .map(|p| {
                     vec![
-                        if p.name == "default" {
-                            "default (current)".into()
-                        } else {
-                            p.name.clone()
-                        },
+                        if p.name == "default" { "default (current)".into() } else { p.name.clone() },
                         yes(p, "features.images"),
                         yes(p, "features.profiles"),
                         yes(p, "features.storage.volumes"),
@@ -163,15 +121,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
                 "{}",
                 format::render(
                     l.format,
-                    &[
-                        "NAME",
-                        "IMAGES",
-                        "PROFILES",
-                        "STORAGE VOLUMES",
-                        "NETWORKS",
-                        "DESCRIPTION",
-                        "USED BY"
-                    ],
+                    &["NAME", "IMAGES", "PROFILES", "STORAGE VOLUMES", "NETWORKS", "DESCRIPTION", "USED BY"],
                     &rows,
                     &projects
                 )
@@ -186,12 +136,9 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Create(c) => {
             let (remote, name) = ctx.remote_of(&c.project);
-            let config: std::collections::BTreeMap<String, String> =
-                key_values(&c.config)?.into_iter().collect();
+            let config: std::collections::BTreeMap<String, String> = key_values(&c.config)?.into_iter().collect();
             let body = serde_json::json!({"name": name, "config": config, "description": ""});
-            ctx.connect(&remote)?
-                .request("POST", "/1.0/projects", Some(&body), None)
-                .await?;
+            ctx.connect(&remote)?.request("POST", "/1.0/projects", Some(&body), None).await?;
             println!("Project {name} created");
             Ok(())
         }
@@ -218,22 +165,13 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Rename(r) => {
             let (remote, name) = ctx.remote_of(&r.project);
-            ctx.connect(&remote)?
-                .request(
-                    "POST",
-                    &url(name),
-                    Some(&serde_json::json!({"name": r.new_name})),
-                    None,
-                )
-                .await?;
+            ctx.connect(&remote)?.request("POST", &url(name), Some(&serde_json::json!({"name": r.new_name})), None).await?;
             println!("Project {name} renamed to {}", r.new_name);
             Ok(())
         }
         Cmd::Delete(d) => {
             let (remote, name) = ctx.remote_of(&d.project);
-            ctx.connect(&remote)?
-                .request("DELETE", &url(name), None, None)
-                .await?;
+            ctx.connect(&remote)?.request("DELETE", &url(name), None, None).await?;
             println!("Project {name} deleted");
             Ok(())
         }

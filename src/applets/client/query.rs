@@ -41,25 +41,17 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     let (remote, path) = ctx.remote_of(&args.path);
     let conn = ctx.connect(&remote)?;
     let body: serde_json::Value = match &args.data {
-        Some(d) => {
-            serde_json::from_str(d).map_err(|e| anyhow::anyhow!("Invalid JSON data: {e}"))?
-        }
+        Some(d) => serde_json::from_str(d).map_err(|e| anyhow::anyhow!("Invalid JSON data: {e}"))?,
         None => serde_json::Value::String(String::new()),
     };
-    let reply = conn
-        .request(&args.request.to_uppercase(), path, Some(&body), None)
-        .await?;
+    let reply = conn.request(&args.request.to_uppercase(), path, Some(&body), None).await?;
     let envelope = reply.envelope;
     if args.wait && envelope.kind == "async" {
         let op = envelope.operation.clone();
         let (op_path, query) = op.split_once('?').unwrap_or((&op, ""));
         let waited = conn.get(&format!("{op_path}/wait?{query}")).await?;
         let md = waited.envelope.metadata;
-        if let Some(err) = md
-            .get("err")
-            .and_then(|e| e.as_str())
-            .filter(|e| !e.is_empty())
-        {
+        if let Some(err) = md.get("err").and_then(|e| e.as_str()).filter(|e| !e.is_empty()) {
             anyhow::bail!("{err}");
         }
         println!("{}\n", pretty(&md));
@@ -69,8 +61,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         println!("{}", pretty(&serde_json::to_value(&envelope)?));
         return Ok(());
     }
-    let empty =
-        envelope.metadata.is_null() || envelope.metadata.as_object().is_some_and(|o| o.is_empty());
+    let empty = envelope.metadata.is_null() || envelope.metadata.as_object().is_some_and(|o| o.is_empty());
     if !empty {
         println!("{}\n", pretty(&envelope.metadata));
     }

@@ -151,16 +151,9 @@ pub async fn run(mut ctx: Ctx, args: Args) -> anyhow::Result<()> {
             if ctx.config.remotes.contains_key(&r.new) {
                 anyhow::bail!("Remote {} already exists", r.new);
             }
-            let remote = ctx
-                .config
-                .remotes
-                .remove(&r.old)
-                .ok_or_else(|| anyhow::anyhow!("Remote {} doesn't exist", r.old))?;
+            let remote = ctx.config.remotes.remove(&r.old).ok_or_else(|| anyhow::anyhow!("Remote {} doesn't exist", r.old))?;
             ctx.config.remotes.insert(r.new.clone(), remote);
-            let (old_crt, new_crt) = (
-                ctx.config.server_cert_path(&r.old),
-                ctx.config.server_cert_path(&r.new),
-            );
+            let (old_crt, new_crt) = (ctx.config.server_cert_path(&r.old), ctx.config.server_cert_path(&r.new));
             if old_crt.exists() {
                 std::fs::rename(old_crt, new_crt)?;
             }
@@ -174,11 +167,7 @@ pub async fn run(mut ctx: Ctx, args: Args) -> anyhow::Result<()> {
                 anyhow::bail!("Remote {} is static and cannot be modified", s.name);
             }
             let url = normalise_url(&s.url);
-            let remote = ctx
-                .config
-                .remotes
-                .get_mut(&s.name)
-                .ok_or_else(|| anyhow::anyhow!("Remote {} doesn't exist", s.name))?;
+            let remote = ctx.config.remotes.get_mut(&s.name).ok_or_else(|| anyhow::anyhow!("Remote {} doesn't exist", s.name))?;
             remote.addr = url;
             Ok(ctx.config.save()?)
         }
@@ -188,11 +177,7 @@ pub async fn run(mut ctx: Ctx, args: Args) -> anyhow::Result<()> {
 fn list(ctx: &Ctx, fmt: Format) {
     let mut rows = Vec::new();
     for (name, r) in &ctx.config.remotes {
-        let shown = if *name == ctx.config.default_remote {
-            format!("{name} (current)")
-        } else {
-            name.clone()
-        };
+        let shown = if *name == ctx.config.default_remote { format!("{name} (current)") } else { name.clone() };
         let protocol = r.protocol.clone().unwrap_or_else(|| "lxd".into());
         let auth = if r.addr.starts_with("unix:") {
             "file access".to_string()
@@ -214,20 +199,7 @@ fn list(ctx: &Ctx, fmt: Format) {
     }
     print!(
         "{}",
-        format::render(
-            fmt,
-            &[
-                "NAME",
-                "URL",
-                "PROTOCOL",
-                "AUTH TYPE",
-                "PUBLIC",
-                "STATIC",
-                "GLOBAL"
-            ],
-            &rows,
-            &ctx.config.remotes
-        )
+        format::render(fmt, &["NAME", "URL", "PROTOCOL", "AUTH TYPE", "PUBLIC", "STATIC", "GLOBAL"], &rows, &ctx.config.remotes)
     );
 }
 
@@ -237,34 +209,21 @@ fn normalise_url(addr: &str) -> String {
         return addr.to_string();
     }
     let rest = addr.trim_start_matches("https://").trim_end_matches('/');
-    let has_port = if rest.starts_with('[') {
-        rest.contains("]:")
-    } else {
-        rest.matches(':').count() == 1
-    };
-    if has_port {
-        format!("https://{rest}")
-    } else {
-        format!("https://{rest}:8443")
-    }
+    let has_port = if rest.starts_with('[') { rest.contains("]:") } else { rest.matches(':').count() == 1 };
+    if has_port { format!("https://{rest}") } else { format!("https://{rest}:8443") }
 }
 
 /// Connects without trusting anything, only to read the server's certificate.
 async fn fetch_certificate(host_port: &str, identity: &tls::KeyPairPem) -> anyhow::Result<String> {
     let conn = Connection::https(host_port, ServerPin::AcceptAny, Some(identity))?;
     let (_, cert) = conn.open().await?;
-    let der =
-        cert.ok_or_else(|| anyhow::anyhow!("The server at {host_port} presented no certificate"))?;
+    let der = cert.ok_or_else(|| anyhow::anyhow!("The server at {host_port} presented no certificate"))?;
     Ok(tls::der_to_pem(&der))
 }
 
 async fn add(ctx: &mut Ctx, a: Add) -> anyhow::Result<()> {
     if ctx.config.remotes.contains_key(&a.name) {
-        anyhow::bail!(
-            "Remote {} exists as <{}>",
-            a.name,
-            ctx.config.remotes[&a.name].addr
-        );
+        anyhow::bail!("Remote {} exists as <{}>", a.name, ctx.config.remotes[&a.name].addr);
     }
     let addr = a.addr.clone().unwrap_or_else(|| a.name.clone());
     if let Some(token) = CertificateAddToken::decode(&addr) {
@@ -272,13 +231,7 @@ async fn add(ctx: &mut Ctx, a: Add) -> anyhow::Result<()> {
     }
     let url = normalise_url(&addr);
     if url.starts_with("unix:") {
-        ctx.config.remotes.insert(
-            a.name.clone(),
-            RemoteConfig {
-                addr: url,
-                ..Default::default()
-            },
-        );
+        ctx.config.remotes.insert(a.name.clone(), RemoteConfig { addr: url, ..Default::default() });
         return Ok(ctx.config.save()?);
     }
     let host_port = url.trim_start_matches("https://").to_string();
@@ -301,8 +254,7 @@ async fn add(ctx: &mut Ctx, a: Add) -> anyhow::Result<()> {
             None => ask(&format!("Admin password (or token) for {}: ", a.name))?,
         };
         let body = serde_json::json!({"name": "", "type": "client", "certificate": "", "password": password, "token": false});
-        conn.request("POST", "/1.0/certificates", Some(&body), None)
-            .await?;
+        conn.request("POST", "/1.0/certificates", Some(&body), None).await?;
         let server: serde_json::Value = conn.get_json("/1.0").await?;
         if server.get("auth").and_then(|v| v.as_str()) != Some("trusted") {
             anyhow::bail!("Server doesn't trust us after authentication");
@@ -334,11 +286,7 @@ async fn choose_project(conn: &Connection) -> Option<String> {
     }
 }
 
-async fn add_with_token(
-    ctx: &mut Ctx,
-    name: &str,
-    token: CertificateAddToken,
-) -> anyhow::Result<()> {
+async fn add_with_token(ctx: &mut Ctx, name: &str, token: CertificateAddToken) -> anyhow::Result<()> {
     let identity = ctx.config.identity()?;
     let mut last_error = anyhow::anyhow!("No address in the token");
     for address in &token.addresses {
@@ -351,16 +299,11 @@ async fn add_with_token(
         };
         let fp = tls::fingerprint_pem(&pem)?;
         if fp != token.fingerprint {
-            anyhow::bail!(
-                "Certificate fingerprint mismatch between certificate token and server {address}"
-            );
+            anyhow::bail!("Certificate fingerprint mismatch between certificate token and server {address}");
         }
         let conn = Connection::https(address, ServerPin::Fingerprint(fp), Some(&identity))?;
         let body = serde_json::json!({"name": "", "type": "", "certificate": "", "password": token.encode(), "token": false});
-        if let Err(e) = conn
-            .request("POST", "/1.0/certificates", Some(&body), None)
-            .await
-        {
+        if let Err(e) = conn.request("POST", "/1.0/certificates", Some(&body), None).await {
             last_error = e.into();
             continue;
         }

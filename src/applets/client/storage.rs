@@ -50,29 +50,14 @@ struct Create {
     pairs: Vec<String>,
 }
 
-one_arg!(
-    ShowCmd,
-    "show",
-    "Show storage pool configurations.",
-    pool,
-    "the target: [<remote>:]<pool>"
-);
-one_arg!(
-    DeleteCmd,
-    "delete",
-    "Delete storage pools.",
-    pool,
-    "the target: [<remote>:]<pool>"
-);
+one_arg!(ShowCmd, "show", "Show storage pool configurations.", pool, "the target: [<remote>:]<pool>");
+one_arg!(DeleteCmd, "delete", "Delete storage pools.", pool, "the target: [<remote>:]<pool>");
 
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::List(l) => {
             let (remote, _) = ctx.remote_of(l.remote.as_deref().unwrap_or(""));
-            let pools: Vec<StoragePool> = ctx
-                .connect(&remote)?
-                .get_json("/1.0/storage-pools?recursion=1")
-                .await?;
+            let pools: Vec<StoragePool> = ctx.connect(&remote)?.get_json("/1.0/storage-pools?recursion=1").await?;
             let rows: Vec<Vec<String>> = pools
                 .iter()
                 .map(|p| {
@@ -88,50 +73,28 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
                 .collect();
             print!(
                 "{}",
-                format::render(
-                    l.format,
-                    &[
-                        "NAME",
-                        "DRIVER",
-                        "SOURCE",
-                        "DESCRIPTION",
-                        "USED BY",
-                        "STATE"
-                    ],
-                    &rows,
-                    &pools
-                )
+                format::render(l.format, &["NAME", "DRIVER", "SOURCE", "DESCRIPTION", "USED BY", "STATE"], &rows, &pools)
             );
             Ok(())
         }
         Cmd::Show(n) => {
             let (remote, name) = ctx.remote_of(&n.pool);
-            let p: StoragePool = ctx
-                .connect(&remote)?
-                .get_json(&format!("/1.0/storage-pools/{name}"))
-                .await?;
+            let p: StoragePool = ctx.connect(&remote)?.get_json(&format!("/1.0/storage-pools/{name}")).await?;
             print!("{}", format::yaml(&p)?);
             Ok(())
         }
         Cmd::Create(c) => {
             let (remote, name) = ctx.remote_of(&c.pool);
-            let config: std::collections::BTreeMap<String, String> = if c.pairs.is_empty() {
-                Default::default()
-            } else {
-                key_values(&c.pairs)?.into_iter().collect()
-            };
+            let config: std::collections::BTreeMap<String, String> =
+                if c.pairs.is_empty() { Default::default() } else { key_values(&c.pairs)?.into_iter().collect() };
             let body = serde_json::json!({"name": name, "driver": c.driver, "config": config, "description": ""});
-            ctx.connect(&remote)?
-                .request("POST", "/1.0/storage-pools", Some(&body), None)
-                .await?;
+            ctx.connect(&remote)?.request("POST", "/1.0/storage-pools", Some(&body), None).await?;
             println!("Storage pool {name} created");
             Ok(())
         }
         Cmd::Delete(d) => {
             let (remote, name) = ctx.remote_of(&d.pool);
-            ctx.connect(&remote)?
-                .request("DELETE", &format!("/1.0/storage-pools/{name}"), None, None)
-                .await?;
+            ctx.connect(&remote)?.request("DELETE", &format!("/1.0/storage-pools/{name}"), None, None).await?;
             println!("Storage pool {name} deleted");
             Ok(())
         }

@@ -37,18 +37,13 @@ pub fn type_code(name: &str) -> Option<i64> {
     }
 }
 
-pub async fn list(db: &GlobalDb) -> Result<Vec<Certificate>> {
-    let rows = db
-        .query(&Stmt::new(
-            "SELECT c.id, c.fingerprint, c.type, c.name, c.certificate, c.restricted,
-                    COALESCE((SELECT group_concat(p.name, ',') FROM certificates_projects cp
-                              JOIN projects p ON p.id = cp.project_id WHERE cp.certificate_id = c.id), '')
-             FROM certificates c ORDER BY c.fingerprint",
-            vec![],
-        ))
-        .await?;
-    Ok(rows
-        .rows
+const LIST_SQL: &str = "SELECT c.id, c.fingerprint, c.type, c.name, c.certificate, c.restricted,
+        COALESCE((SELECT group_concat(p.name, ',') FROM certificates_projects cp
+                  JOIN projects p ON p.id = cp.project_id WHERE cp.certificate_id = c.id), '')
+ FROM certificates c ORDER BY c.fingerprint";
+
+fn from_rows(rows: crate::store::Rows) -> Vec<Certificate> {
+    rows.rows
         .iter()
         .map(|r| Certificate {
             id: int(r, 0),
@@ -57,26 +52,28 @@ pub async fn list(db: &GlobalDb) -> Result<Vec<Certificate>> {
             name: text(r, 3),
             certificate: text(r, 4),
             restricted: int(r, 5) != 0,
-            projects: text(r, 6)
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
+            projects: text(r, 6).split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
         })
-        .collect())
+        .collect()
+}
+
+pub async fn list(db: &GlobalDb) -> Result<Vec<Certificate>> {
+    Ok(from_rows(db.query(&Stmt::new(LIST_SQL, vec![])).await?))
+}
+
+/// The trust store as this member's own replica has it (possibly a moment behind the leader;
+/// used for authenticating connections, which must work even without a quorum).
+pub async fn list_from_replica(db: &crate::store::Database) -> Result<Vec<Certificate>> {
+    Ok(from_rows(db.query(&Stmt::new(LIST_SQL, vec![])).await?))
 }
 
 /// Finds a certificate by full fingerprint or unique prefix.
 pub async fn get(db: &GlobalDb, fingerprint: &str) -> Result<Certificate> {
     let all = list(db).await?;
-    let mut matches = all
-        .into_iter()
-        .filter(|c| !fingerprint.is_empty() && c.fingerprint.starts_with(fingerprint));
+    let mut matches = all.into_iter().filter(|c| !fingerprint.is_empty() && c.fingerprint.starts_with(fingerprint));
     match (matches.next(), matches.next()) {
         (Some(c), None) => Ok(c),
-        (Some(_), Some(_)) => Err(StoreError::Conflict(format!(
-            "More than one certificate matches \"{fingerprint}\""
-        ))),
+        (Some(_), Some(_)) => Err(StoreError::Conflict(format!("More than one certificate matches \"{fingerprint}\""))),
         _ => Err(StoreError::NotFound("Certificate not found".into())),
     }
 }
@@ -89,38 +86,16 @@ pub fn insert(b: &mut Batch, c: &Certificate) {
     );
     b.push(
         "INSERT INTO certificates (fingerprint, type, name, certificate, restricted) VALUES (?, ?, ?, ?, ?)",
-        vec![
-            (&c.fingerprint).into(),
-            c.kind.into(),
-            (&c.name).into(),
-            (&c.certificate).into(),
-            c.restricted.into(),
-        ],
+        vec![(&c.fingerprint).into(), c.kind.into(), (&c.name).into(), (&c.certificate).into(), c.restricted.into()],
     );
     set_projects(b, &c.fingerprint, &c.projects);
 }
 
-pub fn update(
-    b: &mut Batch,
-    fingerprint: &str,
-    name: &str,
-    kind: i64,
-    restricted: bool,
-    projects: &[String],
-) {
-    b.require_some(
-        "SELECT COUNT(*) FROM certificates WHERE fingerprint = ?",
-        vec![fingerprint.into()],
-        "Certificate not found",
-    );
+pub fn update(b: &mut Batch, fingerprint: &str, name: &str, kind: i64, restricted: bool, projects: &[String]) {
+    b.require_some("SELECT COUNT(*) FROM certificates WHERE fingerprint = ?", vec![fingerprint.into()], "Certificate not found");
     b.push(
         "UPDATE certificates SET name = ?, type = ?, restricted = ? WHERE fingerprint = ?",
-        vec![
-            name.into(),
-            kind.into(),
-            restricted.into(),
-            fingerprint.into(),
-        ],
+        vec![name.into(), kind.into(), restricted.into(), fingerprint.into()],
     );
     set_projects(b, fingerprint, projects);
 }
@@ -131,11 +106,7 @@ fn set_projects(b: &mut Batch, fingerprint: &str, projects: &[String]) {
         vec![fingerprint.into()],
     );
     for p in projects {
-        b.require_some(
-            "SELECT COUNT(*) FROM projects WHERE name = ?",
-            vec![p.into()],
-            format!("Project \"{p}\" not found"),
-        );
+        b.require_some("SELECT COUNT(*) FROM projects WHERE name = ?", vec![p.into()], format!("Project \"{p}\" not found"));
         b.push(
             "INSERT INTO certificates_projects (certificate_id, project_id)
              VALUES ((SELECT id FROM certificates WHERE fingerprint = ?), (SELECT id FROM projects WHERE name = ?))",
@@ -145,13 +116,6 @@ fn set_projects(b: &mut Batch, fingerprint: &str, projects: &[String]) {
 }
 
 pub fn delete(b: &mut Batch, fingerprint: &str) {
-    b.require_some(
-        "SELECT COUNT(*) FROM certificates WHERE fingerprint = ?",
-        vec![fingerprint.into()],
-        "Certificate not found",
-    );
-    b.push(
-        "DELETE FROM certificates WHERE fingerprint = ?",
-        vec![Value::from(fingerprint)],
-    );
+    b.require_some("SELECT COUNT(*) FROM certificates WHERE fingerprint = ?", vec![fingerprint.into()], "Certificate not found");
+    b.push("DELETE FROM certificates WHERE fingerprint = ?", vec![Value::from(fingerprint)]);
 }

@@ -7,12 +7,7 @@ use crate::store::db::text;
 use crate::store::{Batch, Result, Stmt};
 
 pub async fn get_all(db: &GlobalDb) -> Result<BTreeMap<String, String>> {
-    let rows = db
-        .query(&Stmt::new(
-            "SELECT key, value FROM config ORDER BY key",
-            vec![],
-        ))
-        .await?;
+    let rows = db.query(&Stmt::new("SELECT key, value FROM config ORDER BY key", vec![])).await?;
     Ok(rows.rows.iter().map(|r| (text(r, 0), text(r, 1))).collect())
 }
 

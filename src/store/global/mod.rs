@@ -11,6 +11,7 @@ pub mod projects;
 pub mod storage_pools;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::Result;
 use super::db::{Database, Rows};
@@ -146,29 +147,89 @@ pub fn schema_version() -> i64 {
     super::migrate::latest(MIGRATIONS)
 }
 
-/// Access to the global database.
-#[derive(Clone, Debug)]
+/// A replicated global database: writes are committed by the cluster, reads are linearizable.
+/// Implemented by the cluster layer (the raft leader locally, or forwarding to it).
+pub trait Replicated: Send + Sync {
+    fn apply<'a>(&'a self, batch: &'a Batch) -> crate::util::BoxFuture<'a, Result<Vec<u64>>>;
+    fn query<'a>(&'a self, stmt: &'a Stmt) -> crate::util::BoxFuture<'a, Result<Rows>>;
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// A standalone member: the file on this member, used directly.
+    Local(Database),
+    Replicated(Arc<dyn Replicated>),
+}
+
+/// Access to the global database, whichever backend currently serves it.
+#[derive(Clone)]
 pub struct GlobalDb {
-    db: Database,
+    backend: Arc<std::sync::RwLock<Backend>>,
+    path: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for GlobalDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlobalDb").field("path", &self.path).finish()
+    }
 }
 
 impl GlobalDb {
     /// The standalone backend: the state-machine file on this member, used directly.
     pub async fn open_local(path: &Path) -> Result<GlobalDb> {
-        Ok(GlobalDb {
-            db: Database::open(path, MIGRATIONS).await?,
-        })
+        let db = Database::open(path, MIGRATIONS).await?;
+        Ok(GlobalDb { backend: Arc::new(std::sync::RwLock::new(Backend::Local(db))), path: path.to_path_buf() })
+    }
+
+    fn backend(&self) -> Backend {
+        match self.backend.read() {
+            Ok(b) => b.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Switches every later read and write to the replicated backend (clustering enabled).
+    pub fn replicate(&self, r: Arc<dyn Replicated>) {
+        if let Ok(mut b) = self.backend.write() {
+            *b = Backend::Replicated(r);
+        }
+    }
+
+    /// Whether reads and writes go through the cluster.
+    pub fn is_replicated(&self) -> bool {
+        matches!(self.backend(), Backend::Replicated(_))
     }
 
     pub async fn apply(&self, batch: &Batch) -> Result<Vec<u64>> {
-        self.db.apply(batch).await
+        match self.backend() {
+            Backend::Local(db) => db.apply(batch).await,
+            Backend::Replicated(r) => r.apply(batch).await,
+        }
     }
 
     pub async fn query(&self, stmt: &Stmt) -> Result<Rows> {
-        self.db.query(stmt).await
+        match self.backend() {
+            Backend::Local(db) => db.query(stmt).await,
+            Backend::Replicated(r) => r.query(stmt).await,
+        }
     }
 
-    pub fn database(&self) -> &Database {
-        &self.db
+    /// The standalone file, while there is one.
+    pub fn local_database(&self) -> Option<Database> {
+        match self.backend() {
+            Backend::Local(db) => Some(db),
+            Backend::Replicated(_) => None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the standalone file (before the replicated state machine takes it over).
+    pub async fn close(&self) {
+        if let Backend::Local(db) = self.backend() {
+            db.close().await;
+        }
     }
 }

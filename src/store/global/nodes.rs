@@ -21,8 +21,7 @@ pub struct Node {
     pub arch: i64,
 }
 
-const COLUMNS: &str =
-    "id, name, description, address, schema, api_extensions, COALESCE(heartbeat, ''), state, arch";
+const COLUMNS: &str = "id, name, description, address, schema, api_extensions, COALESCE(heartbeat, ''), state, arch";
 
 fn from_row(r: &[Value]) -> Node {
     Node {
@@ -39,12 +38,7 @@ fn from_row(r: &[Value]) -> Node {
 }
 
 pub async fn list(db: &GlobalDb) -> Result<Vec<Node>> {
-    let rows = db
-        .query(&Stmt::new(
-            format!("SELECT {COLUMNS} FROM nodes ORDER BY id"),
-            vec![],
-        ))
-        .await?;
+    let rows = db.query(&Stmt::new(format!("SELECT {COLUMNS} FROM nodes ORDER BY id"), vec![])).await?;
     Ok(rows.rows.iter().map(|r| from_row(r)).collect())
 }
 
@@ -54,22 +48,10 @@ pub fn ensure_standalone(b: &mut Batch, schema: i64, api_extensions: i64, arch: 
     b.push(
         "INSERT INTO nodes (id, name, description, address, schema, api_extensions, heartbeat, state, arch)
          SELECT 1, ?, '', ?, ?, ?, ?, 0, ? WHERE NOT EXISTS (SELECT 1 FROM nodes)",
-        vec![
-            STANDALONE_NAME.into(),
-            STANDALONE_ADDRESS.into(),
-            schema.into(),
-            api_extensions.into(),
-            now.into(),
-            arch.into(),
-        ],
+        vec![STANDALONE_NAME.into(), STANDALONE_ADDRESS.into(), schema.into(), api_extensions.into(), now.into(), arch.into()],
     );
     b.push(
         "UPDATE nodes SET schema = ?, api_extensions = ?, heartbeat = ? WHERE address = ?",
-        vec![
-            schema.into(),
-            api_extensions.into(),
-            now.into(),
-            STANDALONE_ADDRESS.into(),
-        ],
+        vec![schema.into(), api_extensions.into(), now.into(), STANDALONE_ADDRESS.into()],
     );
 }

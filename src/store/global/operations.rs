@@ -16,8 +16,5 @@ pub fn delete(b: &mut Batch, uuid: &str) {
 
 /// Forget every operation of a member (at its start: those died with the previous process).
 pub fn delete_for_node(b: &mut Batch, node_id: i64) {
-    b.push(
-        "DELETE FROM operations WHERE node_id = ?",
-        vec![Value::Int(node_id)],
-    );
+    b.push("DELETE FROM operations WHERE node_id = ?", vec![Value::Int(node_id)]);
 }

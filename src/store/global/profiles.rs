@@ -37,13 +37,7 @@ pub async fn list(db: &GlobalDb, project: Option<&str>) -> Result<Vec<Profile>> 
     let mut profiles: Vec<Profile> = rows
         .rows
         .iter()
-        .map(|r| Profile {
-            id: int(r, 0),
-            project: text(r, 1),
-            name: text(r, 2),
-            description: text(r, 3),
-            ..Default::default()
-        })
+        .map(|r| Profile { id: int(r, 0), project: text(r, 1), name: text(r, 2), description: text(r, 3), ..Default::default() })
         .collect();
     let config = db
         .query(&Stmt::new(
@@ -64,11 +58,7 @@ pub async fn list(db: &GlobalDb, project: Option<&str>) -> Result<Vec<Profile>> 
             params,
         ))
         .await?;
-    let index: BTreeMap<i64, usize> = profiles
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.id, i))
-        .collect();
+    let index: BTreeMap<i64, usize> = profiles.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
     for r in &config.rows {
         if let Some(&i) = index.get(&int(r, 0)) {
             profiles[i].config.insert(text(r, 1), text(r, 2));
@@ -105,9 +95,7 @@ fn write_body(b: &mut Batch, project: &str, name: &str, p: &Profile) {
     for (dev, cfg) in &p.devices {
         let kind = cfg.get("type").cloned().unwrap_or_default();
         b.push(
-            format!(
-                "INSERT INTO profiles_devices (profile_id, name, type) VALUES ({id_sql}, ?, ?)"
-            ),
+            format!("INSERT INTO profiles_devices (profile_id, name, type) VALUES ({id_sql}, ?, ?)"),
             vec![project.into(), name.into(), dev.into(), kind.into()],
         );
         for (k, v) in cfg.iter().filter(|(k, _)| k.as_str() != "type") {
@@ -123,11 +111,7 @@ fn write_body(b: &mut Batch, project: &str, name: &str, p: &Profile) {
 }
 
 pub fn create(b: &mut Batch, project: &str, p: &Profile) {
-    b.require_some(
-        "SELECT COUNT(*) FROM projects WHERE name = ?",
-        vec![project.into()],
-        "Project not found",
-    );
+    b.require_some("SELECT COUNT(*) FROM projects WHERE name = ?", vec![project.into()], "Project not found");
     b.require_none(
         "SELECT COUNT(*) FROM profiles p JOIN projects pr ON pr.id = p.project_id WHERE pr.name = ? AND p.name = ?",
         vec![project.into(), (&p.name).into()],
@@ -152,14 +136,8 @@ pub fn replace(b: &mut Batch, project: &str, name: &str, p: &Profile) {
         format!("UPDATE profiles SET description = ? WHERE id = {id_sql}"),
         vec![(&p.description).into(), project.into(), name.into()],
     );
-    b.push(
-        format!("DELETE FROM profiles_config WHERE profile_id = {id_sql}"),
-        vec![project.into(), name.into()],
-    );
-    b.push(
-        format!("DELETE FROM profiles_devices WHERE profile_id = {id_sql}"),
-        vec![project.into(), name.into()],
-    );
+    b.push(format!("DELETE FROM profiles_config WHERE profile_id = {id_sql}"), vec![project.into(), name.into()]);
+    b.push(format!("DELETE FROM profiles_devices WHERE profile_id = {id_sql}"), vec![project.into(), name.into()]);
     write_body(b, project, name, p);
 }
 
@@ -175,10 +153,7 @@ pub fn rename(b: &mut Batch, project: &str, name: &str, new_name: &str) {
         vec![project.into(), new_name.into()],
         format!("Name \"{new_name}\" already in use"),
     );
-    b.push(
-        format!("UPDATE profiles SET name = ? WHERE id = {id_sql}"),
-        vec![new_name.into(), project.into(), name.into()],
-    );
+    b.push(format!("UPDATE profiles SET name = ? WHERE id = {id_sql}"), vec![new_name.into(), project.into(), name.into()]);
 }
 
 pub fn delete(b: &mut Batch, project: &str, name: &str) {
@@ -188,8 +163,5 @@ pub fn delete(b: &mut Batch, project: &str, name: &str) {
         vec![project.into(), name.into()],
         "Profile not found",
     );
-    b.push(
-        format!("DELETE FROM profiles WHERE id = {id_sql}"),
-        vec![project.into(), name.into()],
-    );
+    b.push(format!("DELETE FROM profiles WHERE id = {id_sql}"), vec![project.into(), name.into()]);
 }

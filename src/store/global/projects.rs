@@ -15,28 +15,13 @@ pub struct Project {
 }
 
 pub async fn list(db: &GlobalDb) -> Result<Vec<Project>> {
-    let rows = db
-        .query(&Stmt::new(
-            "SELECT id, name, description FROM projects ORDER BY name",
-            vec![],
-        ))
-        .await?;
+    let rows = db.query(&Stmt::new("SELECT id, name, description FROM projects ORDER BY name", vec![])).await?;
     let mut out: Vec<Project> = rows
         .rows
         .iter()
-        .map(|r| Project {
-            id: int(r, 0),
-            name: text(r, 1),
-            description: text(r, 2),
-            config: BTreeMap::new(),
-        })
+        .map(|r| Project { id: int(r, 0), name: text(r, 1), description: text(r, 2), config: BTreeMap::new() })
         .collect();
-    let cfg = db
-        .query(&Stmt::new(
-            "SELECT project_id, key, value FROM projects_config",
-            vec![],
-        ))
-        .await?;
+    let cfg = db.query(&Stmt::new("SELECT project_id, key, value FROM projects_config", vec![])).await?;
     for r in &cfg.rows {
         if let Some(p) = out.iter_mut().find(|p| p.id == int(r, 0)) {
             p.config.insert(text(r, 1), text(r, 2));
@@ -46,18 +31,11 @@ pub async fn list(db: &GlobalDb) -> Result<Vec<Project>> {
 }
 
 pub async fn get(db: &GlobalDb, name: &str) -> Result<Project> {
-    list(db)
-        .await?
-        .into_iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| StoreError::NotFound("Project not found".into()))
+    list(db).await?.into_iter().find(|p| p.name == name).ok_or_else(|| StoreError::NotFound("Project not found".into()))
 }
 
 fn write_config(b: &mut Batch, name: &str, config: &BTreeMap<String, String>) {
-    b.push(
-        "DELETE FROM projects_config WHERE project_id = (SELECT id FROM projects WHERE name = ?)",
-        vec![name.into()],
-    );
+    b.push("DELETE FROM projects_config WHERE project_id = (SELECT id FROM projects WHERE name = ?)", vec![name.into()]);
     for (k, v) in config {
         b.push(
             "INSERT INTO projects_config (project_id, key, value) VALUES ((SELECT id FROM projects WHERE name = ?), ?, ?)",
@@ -71,15 +49,9 @@ pub fn create(b: &mut Batch, p: &Project) {
     b.require_none(
         "SELECT COUNT(*) FROM projects WHERE name = ?",
         vec![(&p.name).into()],
-        format!(
-            "Error inserting {} into database: The project already exists",
-            p.name
-        ),
+        format!("Error inserting {} into database: The project already exists", p.name),
     );
-    b.push(
-        "INSERT INTO projects (name, description) VALUES (?, ?)",
-        vec![(&p.name).into(), (&p.description).into()],
-    );
+    b.push("INSERT INTO projects (name, description) VALUES (?, ?)", vec![(&p.name).into(), (&p.description).into()]);
     write_config(b, &p.name, &p.config);
     if p.config.get("features.profiles").map(String::as_str) == Some("true") {
         b.push(
@@ -90,42 +62,24 @@ pub fn create(b: &mut Batch, p: &Project) {
 }
 
 pub fn update(b: &mut Batch, name: &str, description: &str, config: &BTreeMap<String, String>) {
-    b.require_some(
-        "SELECT COUNT(*) FROM projects WHERE name = ?",
-        vec![name.into()],
-        "Project not found",
-    );
-    b.push(
-        "UPDATE projects SET description = ? WHERE name = ?",
-        vec![description.into(), name.into()],
-    );
+    b.require_some("SELECT COUNT(*) FROM projects WHERE name = ?", vec![name.into()], "Project not found");
+    b.push("UPDATE projects SET description = ? WHERE name = ?", vec![description.into(), name.into()]);
     write_config(b, name, config);
 }
 
 pub fn rename(b: &mut Batch, name: &str, new_name: &str) {
-    b.require_some(
-        "SELECT COUNT(*) FROM projects WHERE name = ?",
-        vec![name.into()],
-        "Project not found",
-    );
+    b.require_some("SELECT COUNT(*) FROM projects WHERE name = ?", vec![name.into()], "Project not found");
     b.require_none(
         "SELECT COUNT(*) FROM projects WHERE name = ?",
         vec![new_name.into()],
         format!("A project named \"{new_name}\" already exists"),
     );
-    b.push(
-        "UPDATE projects SET name = ? WHERE name = ?",
-        vec![new_name.into(), name.into()],
-    );
+    b.push("UPDATE projects SET name = ? WHERE name = ?", vec![new_name.into(), name.into()]);
 }
 
 /// Deletes an empty project: only its own `default` profile may remain.
 pub fn delete(b: &mut Batch, name: &str) {
-    b.require_some(
-        "SELECT COUNT(*) FROM projects WHERE name = ?",
-        vec![name.into()],
-        "Project not found",
-    );
+    b.require_some("SELECT COUNT(*) FROM projects WHERE name = ?", vec![name.into()], "Project not found");
     b.require_none(
         "SELECT COUNT(*) FROM profiles p JOIN projects pr ON pr.id = p.project_id WHERE pr.name = ? AND p.name != 'default'",
         vec![name.into()],

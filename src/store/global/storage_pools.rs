@@ -25,12 +25,8 @@ pub struct Pool {
 
 /// Pools as seen from member `node_id`.
 pub async fn list(db: &GlobalDb, node_id: i64) -> Result<Vec<Pool>> {
-    let rows = db
-        .query(&Stmt::new(
-            "SELECT id, name, driver, description, state FROM storage_pools ORDER BY name",
-            vec![],
-        ))
-        .await?;
+    let rows =
+        db.query(&Stmt::new("SELECT id, name, driver, description, state FROM storage_pools ORDER BY name", vec![])).await?;
     let mut pools: Vec<Pool> = rows
         .rows
         .iter()
@@ -59,12 +55,7 @@ pub async fn list(db: &GlobalDb, node_id: i64) -> Result<Vec<Pool>> {
         for r in cfg.rows.iter().filter(|r| int(r, 0) == p.id) {
             p.config.insert(text(r, 1), text(r, 2));
         }
-        p.locations = locs
-            .rows
-            .iter()
-            .filter(|r| int(r, 0) == p.id)
-            .map(|r| text(r, 1))
-            .collect();
+        p.locations = locs.rows.iter().filter(|r| int(r, 0) == p.id).map(|r| text(r, 1)).collect();
     }
     Ok(pools)
 }
@@ -86,23 +77,14 @@ pub fn create_local(b: &mut Batch, node_id: i64, p: &Pool, member_keys: &[&str])
     );
     b.push(
         "INSERT INTO storage_pools (name, driver, description, state) VALUES (?, ?, ?, ?)",
-        vec![
-            (&p.name).into(),
-            (&p.driver).into(),
-            (&p.description).into(),
-            STATE_CREATED.into(),
-        ],
+        vec![(&p.name).into(), (&p.driver).into(), (&p.description).into(), STATE_CREATED.into()],
     );
     b.push(
         "INSERT INTO storage_pools_nodes (storage_pool_id, node_id, state) VALUES ((SELECT id FROM storage_pools WHERE name = ?), ?, ?)",
         vec![(&p.name).into(), node_id.into(), STATE_CREATED.into()],
     );
     for (k, v) in &p.config {
-        let node: Value = if member_keys.contains(&k.as_str()) {
-            Value::Int(node_id)
-        } else {
-            Value::Null
-        };
+        let node: Value = if member_keys.contains(&k.as_str()) { Value::Int(node_id) } else { Value::Null };
         b.push(
             "INSERT INTO storage_pools_config (storage_pool_id, node_id, key, value) VALUES ((SELECT id FROM storage_pools WHERE name = ?), ?, ?, ?)",
             vec![(&p.name).into(), node, k.into(), v.into()],
@@ -119,25 +101,14 @@ pub fn update(
     config: &BTreeMap<String, String>,
     member_keys: &[&str],
 ) {
-    b.require_some(
-        "SELECT COUNT(*) FROM storage_pools WHERE name = ?",
-        vec![name.into()],
-        "Storage pool not found",
-    );
-    b.push(
-        "UPDATE storage_pools SET description = ? WHERE name = ?",
-        vec![description.into(), name.into()],
-    );
+    b.require_some("SELECT COUNT(*) FROM storage_pools WHERE name = ?", vec![name.into()], "Storage pool not found");
+    b.push("UPDATE storage_pools SET description = ? WHERE name = ?", vec![description.into(), name.into()]);
     b.push(
         "DELETE FROM storage_pools_config WHERE storage_pool_id = (SELECT id FROM storage_pools WHERE name = ?) AND (node_id IS NULL OR node_id = ?)",
         vec![name.into(), node_id.into()],
     );
     for (k, v) in config {
-        let node: Value = if member_keys.contains(&k.as_str()) {
-            Value::Int(node_id)
-        } else {
-            Value::Null
-        };
+        let node: Value = if member_keys.contains(&k.as_str()) { Value::Int(node_id) } else { Value::Null };
         b.push(
             "INSERT INTO storage_pools_config (storage_pool_id, node_id, key, value) VALUES ((SELECT id FROM storage_pools WHERE name = ?), ?, ?, ?)",
             vec![name.into(), node, k.into(), v.into()],
@@ -146,15 +117,8 @@ pub fn update(
 }
 
 pub fn delete(b: &mut Batch, name: &str) {
-    b.require_some(
-        "SELECT COUNT(*) FROM storage_pools WHERE name = ?",
-        vec![name.into()],
-        "Storage pool not found",
-    );
-    b.push(
-        "DELETE FROM storage_pools WHERE name = ?",
-        vec![name.into()],
-    );
+    b.require_some("SELECT COUNT(*) FROM storage_pools WHERE name = ?", vec![name.into()], "Storage pool not found");
+    b.push("DELETE FROM storage_pools WHERE name = ?", vec![name.into()]);
 }
 
 /// Profiles (as `project/profile`) whose devices use the pool.

@@ -13,9 +13,7 @@ pub async fn collection(daemon: &Daemon, req: &Request) -> HResult {
     match req.method {
         Method::GET => {
             let certs = daemon.certificates().await?;
-            Ok(list_response(req, certs, |c| {
-                format!("/1.0/certificates/{}", c.fingerprint)
-            }))
+            Ok(list_response(req, certs, |c| format!("/1.0/certificates/{}", c.fingerprint)))
         }
         _ => {
             let body: CertificatesPost = req.json()?;
@@ -25,9 +23,7 @@ pub async fn collection(daemon: &Daemon, req: &Request) -> HResult {
                 return Ok(Response::created(format!("/1.0/certificates/{fp}")));
             }
             match daemon.add_certificate_trusted(body, conn).await? {
-                CertificateAdded::Certificate(fp) => {
-                    Ok(Response::created(format!("/1.0/certificates/{fp}")))
-                }
+                CertificateAdded::Certificate(fp) => Ok(Response::created(format!("/1.0/certificates/{fp}"))),
                 CertificateAdded::Token(op) => Ok(Response::Async(op)),
             }
         }
@@ -36,27 +32,17 @@ pub async fn collection(daemon: &Daemon, req: &Request) -> HResult {
 
 pub async fn item(daemon: &Daemon, req: &Request, fingerprint: &str) -> HResult {
     let cert = daemon.certificate(fingerprint).await?;
-    let etag = etag_of(&(
-        &cert.name,
-        &cert.kind,
-        cert.restricted,
-        &cert.projects,
-        &cert.certificate,
-    ));
+    let etag = etag_of(&(&cert.name, &cert.kind, cert.restricted, &cert.projects, &cert.certificate));
     match req.method {
         Method::GET => Ok(Response::sync_etag(cert, etag)),
         Method::DELETE => {
-            daemon
-                .delete_certificate(&cert.fingerprint, Some(req.requestor()))
-                .await?;
+            daemon.delete_certificate(&cert.fingerprint, Some(req.requestor())).await?;
             Ok(Response::empty())
         }
         _ => {
             let body: CertificatePut = req.json()?;
             req.check_etag(&etag)?;
-            daemon
-                .update_certificate(&cert.fingerprint, body, req.method == Method::PATCH)
-                .await?;
+            daemon.update_certificate(&cert.fingerprint, body, req.method == Method::PATCH).await?;
             Ok(Response::empty())
         }
     }

@@ -2,6 +2,7 @@
 //! `lxd shutdown`.
 
 use super::HResult;
+use crate::api::http::request::Request;
 use crate::api::http::response::Response;
 use crate::daemon::Daemon;
 
@@ -15,4 +16,82 @@ pub async fn ready(daemon: &Daemon) -> HResult {
 pub async fn shutdown(daemon: &Daemon) -> HResult {
     daemon.begin_shutdown();
     Ok(Response::empty())
+}
+
+fn replica(daemon: &Daemon) -> Result<crate::raft::RaftHandle, Response> {
+    daemon
+        .cluster_runtime()
+        .and_then(|rt| rt.raft.clone())
+        .ok_or_else(|| Response::error(503, "This member holds no database replica"))
+}
+
+/// `POST /internal/raft`: a batch of raft messages from a peer.
+pub async fn raft(daemon: &Daemon, req: &Request) -> HResult {
+    let node = replica(daemon)?;
+    let msgs = crate::cluster::transport::decode(&req.body).map_err(|e| Response::error(400, e))?;
+    for m in msgs {
+        node.step(m);
+    }
+    Ok(Response::empty())
+}
+
+/// `POST /internal/raft/snapshot`: a snapshot file, with its raft message in a header. The file
+/// is checked against the size and checksum the message announces before raft sees it.
+pub async fn raft_snapshot(daemon: &Daemon, req: &Request) -> HResult {
+    use base64::Engine;
+    use protobuf::Message as _;
+    use sha2::Digest;
+    let node = replica(daemon)?;
+    let header = req.header("x-raft-message").ok_or_else(|| Response::error(400, "missing X-Raft-Message"))?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(header).map_err(|e| Response::error(400, e.to_string()))?;
+    let msg = raft::prelude::Message::parse_from_bytes(&raw).map_err(|e| Response::error(400, e.to_string()))?;
+    let data: crate::raft::SnapshotData =
+        serde_json::from_slice(&msg.get_snapshot().data).map_err(|e| Response::error(400, e.to_string()))?;
+    let sum = format!("{:x}", sha2::Sha256::digest(&req.body));
+    if req.body.len() as u64 != data.size || sum != data.sha256 {
+        return Err(Response::error(400, "snapshot file does not match its announced size and checksum"));
+    }
+    let path = daemon.paths.global_dir().join(format!("incoming-{}", data.file));
+    tokio::fs::write(&path, &req.body).await.map_err(|e| Response::error(500, e.to_string()))?;
+    node.step_snapshot(msg, path);
+    Ok(Response::empty())
+}
+
+/// `POST /internal/db`: a global read or write forwarded by a member to this leader.
+pub async fn db(daemon: &Daemon, req: &Request) -> HResult {
+    use crate::cluster::db::{DbRequest, Retry, execute_on_leader};
+    let node = replica(daemon)?;
+    if !node.status().is_leader {
+        return Err(Response::error(503, "not the leader"));
+    }
+    let body: DbRequest = req.json()?;
+    match execute_on_leader(&node, &body).await {
+        Ok(r) => Ok(Response::sync(r)),
+        Err(Retry::Later) => Err(Response::error(503, "leadership changed")),
+        Err(Retry::Fail(e)) => Err(crate::daemon::Error::from(e).into()),
+    }
+}
+
+/// `GET /internal/sql` (dump or schema) and `POST /internal/sql` (queries): the back end of
+/// `lxd sql`.
+pub async fn sql(daemon: &Daemon, req: &Request) -> HResult {
+    use crate::daemon::sql::{self, Target};
+    let target = |name: &str| match name {
+        "local" => Ok(Target::Local),
+        "global" => Ok(Target::Global),
+        _ => Err(Response::error(400, "Invalid database type")),
+    };
+    if req.method == http::Method::GET {
+        let t = target(req.query("database").unwrap_or(""))?;
+        let text = sql::dump(daemon, t, req.query("schema") == Some("1")).await?;
+        return Ok(Response::sync(serde_json::json!({ "text": text })));
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        database: String,
+        query: String,
+    }
+    let body: Body = req.json()?;
+    let results = sql::run(daemon, target(&body.database)?, &body.query).await?;
+    Ok(Response::sync(serde_json::json!({ "Results": results })))
 }

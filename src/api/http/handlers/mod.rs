@@ -2,6 +2,7 @@
 //! daemon and the daemon's answer into a [`Response`].
 
 pub mod certificates;
+pub mod cluster;
 pub mod internal;
 pub mod operations;
 pub mod profiles;
@@ -16,14 +17,6 @@ use super::response::Response;
 pub type HResult = Result<Response, Response>;
 
 /// A list of URLs or, with `?recursion=1`, of objects.
-pub fn list_response<T: serde::Serialize>(
-    req: &Request,
-    items: Vec<T>,
-    url: impl Fn(&T) -> String,
-) -> Response {
-    if req.recursion() > 0 {
-        Response::sync(items)
-    } else {
-        Response::sync(items.iter().map(url).collect::<Vec<_>>())
-    }
+pub fn list_response<T: serde::Serialize>(req: &Request, items: Vec<T>, url: impl Fn(&T) -> String) -> Response {
+    if req.recursion() > 0 { Response::sync(items) } else { Response::sync(items.iter().map(url).collect::<Vec<_>>()) }
 }

@@ -22,21 +22,14 @@ pub async fn collection(daemon: &Daemon, req: &Request) -> HResult {
         }
         let rendered = op.render();
         let key = rendered.status.to_lowercase();
-        let value = if req.recursion() > 0 {
-            serde_json::to_value(&rendered).unwrap_or_default()
-        } else {
-            op.url().into()
-        };
+        let value = if req.recursion() > 0 { serde_json::to_value(&rendered).unwrap_or_default() } else { op.url().into() };
         groups.entry(key).or_default().push(value);
     }
     Ok(Response::sync(groups))
 }
 
 pub async fn item(daemon: &Daemon, req: &Request, id: &str) -> HResult {
-    let op = daemon
-        .operations
-        .get(id)
-        .ok_or_else(|| Response::error(404, "Operation not found"))?;
+    let op = daemon.operations.get(id).ok_or_else(|| Response::error(404, "Operation not found"))?;
     match req.method {
         Method::GET => Ok(Response::sync(op.render())),
         _ => match daemon.operations.cancel(id) {
@@ -52,10 +45,5 @@ pub async fn wait(daemon: &Daemon, req: &Request, id: &str) -> HResult {
         Some(t) if t >= 0.0 => Some(Duration::from_secs_f64(t)),
         _ => None,
     };
-    daemon
-        .operations
-        .wait(id, timeout)
-        .await
-        .map(Response::sync)
-        .ok_or_else(|| Response::error(404, "Operation not found"))
+    daemon.operations.wait(id, timeout).await.map(Response::sync).ok_or_else(|| Response::error(404, "Operation not found"))
 }

@@ -31,11 +31,8 @@ pub async fn collection(daemon: &Daemon, req: &Request) -> HResult {
 pub async fn item(daemon: &Daemon, req: &Request, name: &str) -> HResult {
     let project = req.project();
     let current = daemon.profile(&project, name).await?;
-    let writable = ProfilePut {
-        config: current.config.clone(),
-        description: current.description.clone(),
-        devices: current.devices.clone(),
-    };
+    let writable =
+        ProfilePut { config: current.config.clone(), description: current.description.clone(), devices: current.devices.clone() };
     let etag = etag_of(&writable);
     match req.method {
         Method::GET => Ok(Response::sync_etag(current, etag)),

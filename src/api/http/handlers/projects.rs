@@ -12,9 +12,7 @@ pub async fn collection(daemon: &Daemon, req: &Request) -> HResult {
     match req.method {
         Method::GET => {
             let projects = daemon.projects().await?;
-            Ok(list_response(req, projects, |p| {
-                format!("/1.0/projects/{}", p.name)
-            }))
+            Ok(list_response(req, projects, |p| format!("/1.0/projects/{}", p.name)))
         }
         _ => {
             let body: ProjectsPost = req.json()?;
@@ -27,10 +25,7 @@ pub async fn collection(daemon: &Daemon, req: &Request) -> HResult {
 
 pub async fn item(daemon: &Daemon, req: &Request, name: &str) -> HResult {
     let current = daemon.project(name).await?;
-    let writable = ProjectPut {
-        config: current.config.clone(),
-        description: current.description.clone(),
-    };
+    let writable = ProjectPut { config: current.config.clone(), description: current.description.clone() };
     let etag = etag_of(&(&writable.config, &writable.description));
     match req.method {
         Method::GET => Ok(Response::sync_etag(current, etag)),

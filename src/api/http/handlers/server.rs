@@ -19,9 +19,7 @@ pub async fn handle(daemon: &Daemon, req: &Request) -> HResult {
         _ => {
             let body: ServerPut = req.json()?;
             req.check_etag(&etag)?;
-            daemon
-                .update_config(&body.config, req.method == Method::PUT)
-                .await?;
+            daemon.update_config(&body.config, req.method == Method::PUT).await?;
             Ok(Response::empty())
         }
     }

@@ -12,9 +12,7 @@ pub async fn collection(daemon: &Daemon, req: &Request) -> HResult {
     match req.method {
         Method::GET => {
             let pools = daemon.storage_pools().await?;
-            Ok(list_response(req, pools, |p| {
-                format!("/1.0/storage-pools/{}", p.name)
-            }))
+            Ok(list_response(req, pools, |p| format!("/1.0/storage-pools/{}", p.name)))
         }
         _ => {
             let body: StoragePoolsPost = req.json()?;

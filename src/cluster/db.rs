@@ -1,0 +1,156 @@
+//! The global database as seen from a clustered member: writes are proposed to raft on the
+//! leader and forwarded to it from anywhere else (`POST /internal/db`); reads are linearizable
+//! (a read-index barrier on the leader). Every call gives up after a bounded time with
+//! "cluster database unavailable: no quorum".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::transport::HttpTransport;
+use crate::client::Connection;
+use crate::raft::{RaftError, RaftHandle};
+use crate::store::global::Replicated;
+use crate::store::{Batch, Rows, Stmt, StoreError};
+use crate::tls::{KeyPairPem, ServerPin};
+use crate::util::BoxFuture;
+
+/// How long a read or write may wait for a leader with a quorum.
+pub const DEADLINE: Duration = Duration::from_secs(5);
+
+pub fn no_quorum() -> StoreError {
+    StoreError::Unavailable(
+        "cluster database unavailable: no quorum (no leader reachable); retry when a majority of database members is online"
+            .into(),
+    )
+}
+
+/// A forwarded database request.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DbRequest {
+    Apply { batch: Batch },
+    Query { stmt: Stmt },
+}
+
+/// Its answer.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DbResponse {
+    Applied { affected: Vec<u64> },
+    Rows { rows: Rows },
+}
+
+pub struct ClusterDb {
+    pub raft: RaftHandle,
+    pub transport: Arc<HttpTransport>,
+    pub cluster_fingerprint: String,
+    pub identity: KeyPairPem,
+}
+
+/// Maps an error status from the leader back to the store error it came from.
+fn from_status(status: u16, message: String) -> StoreError {
+    match status {
+        404 => StoreError::NotFound(message),
+        409 => StoreError::Conflict(message),
+        503 => StoreError::Unavailable(message),
+        _ => StoreError::Guard(message),
+    }
+}
+
+impl ClusterDb {
+    /// Runs `req` on this node if it leads, otherwise on the leader.
+    async fn run(&self, req: DbRequest) -> Result<DbResponse, StoreError> {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let st = self.raft.status();
+            let attempt = if st.is_leader {
+                self.local(&req).await
+            } else if st.leader != 0 {
+                match self.transport.address_of(st.leader) {
+                    Some(addr) => self.forward(&addr, &req).await,
+                    None => Err(Retry::Later),
+                }
+            } else {
+                Err(Retry::Later)
+            };
+            match attempt {
+                Ok(r) => return Ok(r),
+                Err(Retry::Fail(e)) => return Err(e),
+                Err(Retry::Later) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(25)).await
+                }
+                Err(Retry::Later) => return Err(no_quorum()),
+            }
+        }
+    }
+
+    async fn local(&self, req: &DbRequest) -> Result<DbResponse, Retry> {
+        execute_on_leader(&self.raft, req).await
+    }
+}
+
+/// Executes a database request on this node, which believes it is the leader.
+pub async fn execute_on_leader(raft: &RaftHandle, req: &DbRequest) -> Result<DbResponse, Retry> {
+    match req {
+        DbRequest::Apply { batch } => match raft.propose(batch.clone()).await {
+            Ok(Ok(affected)) => Ok(DbResponse::Applied { affected }),
+            Ok(Err(e)) => Err(Retry::Fail(e)),
+            Err(RaftError::Store(e)) => Err(Retry::Fail(e)),
+            Err(_) => Err(Retry::Later),
+        },
+        DbRequest::Query { stmt } => match raft.read_barrier().await {
+            Ok(()) => {
+                let db = raft.state_machine.database();
+                let db = db.read().await;
+                db.query(stmt).await.map(|rows| DbResponse::Rows { rows }).map_err(Retry::Fail)
+            }
+            Err(_) => Err(Retry::Later),
+        },
+    }
+}
+
+impl ClusterDb {
+    async fn forward(&self, address: &str, req: &DbRequest) -> Result<DbResponse, Retry> {
+        let conn = Connection::https(address, ServerPin::Fingerprint(self.cluster_fingerprint.clone()), Some(&self.identity))
+            .map_err(|_| Retry::Later)?;
+        let body = serde_json::to_vec(req).map_err(|e| Retry::Fail(StoreError::Guard(e.to_string())))?;
+        let sent = tokio::time::timeout(DEADLINE, conn.raw("POST", "/internal/db", Some(body), &[])).await;
+        let Ok(Ok((status, _, bytes))) = sent else { return Err(Retry::Later) };
+        let envelope: crate::api::Envelope = serde_json::from_slice(&bytes).map_err(|_| Retry::Later)?;
+        if envelope.kind == "error" {
+            return match status {
+                503 => Err(Retry::Later),
+                s => Err(Retry::Fail(from_status(s, envelope.error))),
+            };
+        }
+        serde_json::from_value(envelope.metadata).map_err(|e| Retry::Fail(StoreError::Guard(e.to_string())))
+    }
+}
+
+/// Whether a failed attempt may be retried (no leader yet) or is final.
+pub enum Retry {
+    Later,
+    Fail(StoreError),
+}
+
+impl Replicated for ClusterDb {
+    fn apply<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<Vec<u64>, StoreError>> {
+        Box::pin(async move {
+            match self.run(DbRequest::Apply { batch: batch.clone() }).await? {
+                DbResponse::Applied { affected } => Ok(affected),
+                DbResponse::Rows { .. } => Err(StoreError::Guard("unexpected answer to a write".into())),
+            }
+        })
+    }
+
+    fn query<'a>(&'a self, stmt: &'a Stmt) -> BoxFuture<'a, Result<Rows, StoreError>> {
+        Box::pin(async move {
+            match self.run(DbRequest::Query { stmt: stmt.clone() }).await? {
+                DbResponse::Rows { rows } => Ok(rows),
+                DbResponse::Applied { .. } => Err(StoreError::Guard("unexpected answer to a read".into())),
+            }
+        })
+    }
+}

@@ -1,0 +1,17 @@
+//! Cluster membership: bootstrapping a cluster, joining one and admitting joiners, roles, the
+//! raft transport between members, and the replicated global database seen from any member
+//! (locally on the leader, forwarded to it elsewhere).
+//!
+//! May call: daemon (state), raft, store, client, tls.
+
+pub mod db;
+pub mod membership;
+pub mod transport;
+
+/// Raft role numbers as LXD stores them in `raft_nodes.role`.
+pub const ROLE_VOTER: i64 = 0;
+pub const ROLE_STANDBY: i64 = 1;
+pub const ROLE_SPARE: i64 = 2;
+
+/// The user agent marking member-to-member requests.
+pub const NOTIFIER_AGENT: &str = "lxd-cluster-notifier";

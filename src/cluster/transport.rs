@@ -1,0 +1,259 @@
+//! Raft messages between members: one persistent mutual-TLS HTTP/1.1 connection per peer
+//! (pinned cluster certificate, this member's server certificate as client certificate),
+//! messages batched per peer into one `POST /internal/raft`, snapshots streamed as files with
+//! `POST /internal/raft/snapshot`, reconnection with back-off.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use protobuf::Message as _;
+use raft::prelude::{Message, MessageType};
+use tokio::sync::mpsc;
+
+use crate::client::Connection;
+use crate::raft::{RaftHandle, SnapshotData, Transport};
+use crate::tls::{KeyPairPem, ServerPin};
+
+enum Outgoing {
+    Messages(Vec<Message>),
+    Snapshot(Message),
+}
+
+struct Peer {
+    address: String,
+    tx: mpsc::UnboundedSender<Outgoing>,
+}
+
+pub struct HttpTransport {
+    peers: RwLock<HashMap<u64, Peer>>,
+    cluster_fingerprint: String,
+    identity: KeyPairPem,
+    /// Where snapshot files live.
+    dir: PathBuf,
+    node: Arc<OnceLock<RaftHandle>>,
+}
+
+/// Length-prefixed protobuf messages: the body of `POST /internal/raft`.
+pub fn encode(msgs: &[Message]) -> Bytes {
+    let mut buf = BytesMut::new();
+    for m in msgs {
+        let bytes = m.write_to_bytes().unwrap_or_default();
+        buf.put_u32(bytes.len() as u32);
+        buf.put_slice(&bytes);
+    }
+    buf.freeze()
+}
+
+pub fn decode(mut body: &[u8]) -> Result<Vec<Message>, String> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        if body.len() < 4 {
+            return Err("truncated message length".into());
+        }
+        let len = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
+        let data = body.get(4..4 + len).ok_or("truncated message")?;
+        out.push(Message::parse_from_bytes(data).map_err(|e| e.to_string())?);
+        body = &body[4 + len..];
+    }
+    Ok(out)
+}
+
+impl HttpTransport {
+    pub fn new(cluster_fingerprint: String, identity: KeyPairPem, dir: PathBuf) -> Arc<HttpTransport> {
+        Arc::new(HttpTransport {
+            peers: RwLock::new(HashMap::new()),
+            cluster_fingerprint,
+            identity,
+            dir,
+            node: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// Connects the transport to the node it serves (for failure reports).
+    pub fn attach(&self, node: RaftHandle) {
+        let _ = self.node.set(node);
+    }
+
+    pub fn address_of(&self, id: u64) -> Option<String> {
+        self.peers.read().ok()?.get(&id).map(|p| p.address.clone())
+    }
+
+    pub fn addresses(&self) -> HashMap<u64, String> {
+        self.peers.read().map(|p| p.iter().map(|(id, p)| (*id, p.address.clone())).collect()).unwrap_or_default()
+    }
+
+    fn spawn_peer(&self, id: u64, address: String) -> mpsc::UnboundedSender<Outgoing> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let link = Link {
+            id,
+            address,
+            pin: ServerPin::Fingerprint(self.cluster_fingerprint.clone()),
+            identity: self.identity.clone(),
+            dir: self.dir.clone(),
+            node: self.node.clone(),
+        };
+        tokio::spawn(link.run(rx));
+        tx
+    }
+}
+
+impl Transport for HttpTransport {
+    fn send(&self, msgs: Vec<Message>) {
+        let Ok(peers) = self.peers.read() else { return };
+        let mut by_peer: HashMap<u64, Vec<Message>> = HashMap::new();
+        for m in msgs {
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                if let Some(p) = peers.get(&m.to) {
+                    let _ = p.tx.send(Outgoing::Snapshot(m));
+                }
+                continue;
+            }
+            by_peer.entry(m.to).or_default().push(m);
+        }
+        for (to, batch) in by_peer {
+            match peers.get(&to) {
+                Some(p) => {
+                    let _ = p.tx.send(Outgoing::Messages(batch));
+                }
+                None => {
+                    if let Some(node) = self.node.get() {
+                        node.report_unreachable(to);
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_peer(&self, id: u64, address: &str) {
+        let Ok(mut peers) = self.peers.write() else { return };
+        if peers.get(&id).is_some_and(|p| p.address == address) {
+            return;
+        }
+        let tx = self.spawn_peer(id, address.to_string());
+        peers.insert(id, Peer { address: address.to_string(), tx });
+    }
+}
+
+/// The sending side of one peer connection.
+struct Link {
+    id: u64,
+    address: String,
+    pin: ServerPin,
+    identity: KeyPairPem,
+    dir: PathBuf,
+    node: Arc<OnceLock<RaftHandle>>,
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+impl Link {
+    async fn connect(&self) -> Result<Sender, String> {
+        let conn = Connection::https(&self.address, self.pin.clone(), Some(&self.identity)).map_err(|e| e.to_string())?;
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(2), conn.open())
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = driver.await;
+        });
+        Ok(sender)
+    }
+
+    async fn post(&self, sender: &mut Sender, path: &str, body: Bytes, headers: &[(&str, String)]) -> Result<(), String> {
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let mut req = http::Request::post(path).header("Host", &self.address).header("User-Agent", "lxd-cluster-notifier");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
+            .await
+            .map_err(|_| "request timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        if !status.is_success() {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+        }
+        Ok(())
+    }
+
+    fn unreachable(&self) {
+        if let Some(node) = self.node.get() {
+            node.report_unreachable(self.id);
+        }
+    }
+
+    async fn send_snapshot(&self, sender: &mut Sender, m: Message) -> Result<(), String> {
+        let data: SnapshotData = serde_json::from_slice(&m.get_snapshot().data).map_err(|e| e.to_string())?;
+        let file = tokio::fs::read(self.dir.join(&data.file)).await.map_err(|e| e.to_string())?;
+        let header = base64::engine::general_purpose::STANDARD.encode(m.write_to_bytes().unwrap_or_default());
+        self.post(sender, "/internal/raft/snapshot", Bytes::from(file), &[("X-Raft-Message", header)]).await
+    }
+
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+        let mut sender: Option<Sender> = None;
+        let mut backoff = Duration::from_millis(50);
+        while let Some(first) = rx.recv().await {
+            let mut batch = Vec::new();
+            let mut snapshots = Vec::new();
+            let mut push = |o: Outgoing| match o {
+                Outgoing::Messages(m) => batch.extend(m),
+                Outgoing::Snapshot(m) => snapshots.push(m),
+            };
+            push(first);
+            while let Ok(o) = rx.try_recv() {
+                push(o);
+            }
+            if sender.as_ref().is_none_or(|s| s.is_closed()) {
+                match self.connect().await {
+                    Ok(s) => {
+                        sender = Some(s);
+                        backoff = Duration::from_millis(50);
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = self.id, address = %self.address, error = %e, "raft peer unreachable");
+                        self.unreachable();
+                        for _ in &snapshots {
+                            if let Some(node) = self.node.get() {
+                                node.report_snapshot(self.id, false);
+                            }
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                        continue;
+                    }
+                }
+            }
+            let Some(s) = sender.as_mut() else { continue };
+            if !batch.is_empty()
+                && let Err(e) = self.post(s, "/internal/raft", encode(&batch), &[]).await
+            {
+                tracing::debug!(peer = self.id, error = %e, "raft send failed");
+                sender = None;
+                self.unreachable();
+                continue;
+            }
+            for m in snapshots {
+                let ok = match sender.as_mut() {
+                    Some(s) => self.send_snapshot(s, m).await,
+                    None => Err("not connected".into()),
+                };
+                if let Err(e) = &ok {
+                    tracing::warn!(peer = self.id, error = %e, "snapshot transfer failed");
+                    sender = None;
+                }
+                if let Some(node) = self.node.get() {
+                    node.report_snapshot(self.id, ok.is_ok());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `lxd sql`: arbitrary SQL against the local database or the global one (writes to the global
+//! database go through the cluster like every other write), and `.dump` / `.schema`.
+
+use serde::Serialize;
+
+use super::{Daemon, Result};
+use crate::store::db::RawResult;
+use crate::store::{Batch, Rows, Stmt, Value};
+
+#[derive(Clone, Copy)]
+pub enum Target {
+    Local,
+    Global,
+}
+
+/// One statement's outcome, in LXD's `/internal/sql` shape.
+#[derive(Serialize)]
+pub struct SqlResult {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+    pub rows_affected: u64,
+}
+
+fn is_read(stmt: &str) -> bool {
+    let s = stmt.trim_start().to_ascii_lowercase();
+    s.starts_with("select") || s.starts_with("pragma") || s.starts_with("explain")
+}
+
+fn rows_result(rows: Rows) -> SqlResult {
+    SqlResult {
+        kind: "select".into(),
+        columns: rows.columns,
+        rows: rows.rows.iter().map(|r| r.iter().map(Value::to_json).collect()).collect(),
+        rows_affected: 0,
+    }
+}
+
+fn exec_result(n: u64) -> SqlResult {
+    SqlResult { kind: "exec".into(), columns: vec![], rows: vec![], rows_affected: n }
+}
+
+async fn query(d: &Daemon, target: Target, sql: &str) -> Result<Rows> {
+    Ok(match target {
+        Target::Local => match d.local.database().run_raw(sql).await? {
+            RawResult::Rows(r) => r,
+            RawResult::Affected(_) => Rows::default(),
+        },
+        Target::Global => d.global.query(&Stmt::new(sql, vec![])).await?,
+    })
+}
+
+/// Runs each `;`-separated statement in its own transaction.
+pub async fn run(d: &Daemon, target: Target, text: &str) -> Result<Vec<SqlResult>> {
+    let mut out = Vec::new();
+    for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        if is_read(stmt) {
+            out.push(rows_result(query(d, target, stmt).await?));
+            continue;
+        }
+        let n = match target {
+            Target::Local => match d.local.database().run_raw(stmt).await? {
+                RawResult::Affected(n) => n,
+                RawResult::Rows(_) => 0,
+            },
+            Target::Global => {
+                let mut b = Batch::new();
+                b.push(stmt, vec![]);
+                d.global.apply(&b).await?.first().copied().unwrap_or(0)
+            }
+        };
+        out.push(exec_result(n));
+    }
+    Ok(out)
+}
+
+fn literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Int(i) => i.to_string(),
+        Value::Real(r) => r.to_string(),
+        Value::Text(s) => format!("'{}'", s.replace('\'', "''")),
+        Value::Blob(b) => format!("X'{}'", b.iter().map(|x| format!("{x:02X}")).collect::<String>()),
+    }
+}
+
+/// The database as SQL text, like `sqlite3 .dump` (or only the DDL with `schema_only`).
+pub async fn dump(d: &Daemon, target: Target, schema_only: bool) -> Result<String> {
+    let tables =
+        query(d, target, "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .await?;
+    let mut out = String::new();
+    if !schema_only {
+        out.push_str("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n");
+    }
+    for t in &tables.rows {
+        let name = t.first().map(Value::render).unwrap_or_default();
+        let ddl = t.get(1).map(Value::render).unwrap_or_default();
+        out.push_str(&ddl);
+        out.push_str(";\n");
+        if schema_only {
+            continue;
+        }
+        let rows = query(d, target, &format!("SELECT * FROM \"{}\"", name.replace('"', "\"\""))).await?;
+        for r in &rows.rows {
+            let values: Vec<String> = r.iter().map(literal).collect();
+            out.push_str(&format!("INSERT INTO {name} VALUES({});\n", values.join(",")));
+        }
+    }
+    if !schema_only {
+        let seq = query(d, target, "SELECT name, seq FROM sqlite_sequence").await.unwrap_or_default();
+        out.push_str("DELETE FROM sqlite_sequence;\n");
+        for r in &seq.rows {
+            out.push_str(&format!(
+                "INSERT INTO sqlite_sequence VALUES({});\n",
+                r.iter().map(literal).collect::<Vec<_>>().join(",")
+            ));
+        }
+        out.push_str("COMMIT;\n");
+    }
+    Ok(out)
+}
