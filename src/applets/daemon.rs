@@ -36,6 +36,20 @@ enum Sub {
     Shutdown(Shutdown),
     Init(Init),
     Version(Version),
+    Sql(Sql),
+}
+
+#[derive(FromArgs)]
+/// Run a SQL query against the local or global database (`-` reads it from standard input;
+/// `.dump` and `.schema` print the database as SQL).
+#[argh(subcommand, name = "sql")]
+struct Sql {
+    /// local or global
+    #[argh(positional)]
+    database: String,
+    /// the query, `-`, `.dump` or `.schema`
+    #[argh(positional)]
+    query: String,
 }
 
 #[derive(FromArgs)]
@@ -88,7 +102,12 @@ struct Init {
 #[argh(subcommand, name = "version")]
 struct Version {}
 
-pub fn main(name: &str, args: Vec<String>) -> ExitCode {
+pub fn main(name: &str, mut args: Vec<String>) -> ExitCode {
+    // `lxd sql <db> -` reads the query from stdin; argh would take "-" for a flag.
+    if args.iter().any(|a| a == "sql") && args.last().map(String::as_str) == Some("-") {
+        let at = args.len() - 1;
+        args.insert(at, "--".into());
+    }
     let opts: Lxd = match parse(name, &args) {
         Ok(o) => o,
         Err(code) => return code,
@@ -102,6 +121,7 @@ pub fn main(name: &str, args: Vec<String>) -> ExitCode {
         Some(Sub::Waitready(w)) => client_call(|c| waitready(c, w.timeout)),
         Some(Sub::Shutdown(s)) => client_call(|c| shutdown(c, s.timeout)),
         Some(Sub::Init(i)) => client_call(|c| init(c, i)),
+        Some(Sub::Sql(q)) => client_call(|c| sql(c, q)),
     }
 }
 
@@ -147,6 +167,74 @@ async fn shutdown(conn: Connection, timeout: u64) -> anyhow::Result<()> {
             anyhow::bail!("Daemon still running after {timeout}s timeout");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// A left-aligned table with an outer border and no lines between rows (`lxd sql` output).
+fn sql_table(columns: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let border = format!("+{}+", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
+    let line = |cells: &[String]| {
+        let cols: Vec<String> =
+            widths.iter().enumerate().map(|(i, w)| format!(" {:<w$} ", cells.get(i).map(String::as_str).unwrap_or(""))).collect();
+        format!("|{}|", cols.join("|"))
+    };
+    let mut out = vec![border.clone(), line(columns), border.clone()];
+    out.extend(rows.iter().map(|r| line(r)));
+    out.push(border);
+    out.join("\n") + "\n"
+}
+
+async fn sql(conn: Connection, q: Sql) -> anyhow::Result<()> {
+    use std::io::Read;
+    if q.database != "local" && q.database != "global" {
+        anyhow::bail!("Invalid database type");
+    }
+    let query = if q.query == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s
+    } else {
+        q.query
+    };
+    if query == ".dump" || query == ".schema" {
+        let schema = if query == ".schema" { "&schema=1" } else { "" };
+        let v: serde_json::Value = conn.get_json(&format!("/internal/sql?database={}{schema}", q.database)).await?;
+        print!("{}", v["text"].as_str().unwrap_or_default());
+        return Ok(());
+    }
+    let body = serde_json::json!({"database": q.database, "query": query});
+    let reply = conn.request("POST", "/internal/sql", Some(&body), None).await?;
+    let results = reply.envelope.metadata["Results"].as_array().cloned().unwrap_or_default();
+    let many = results.len() > 1;
+    for (i, r) in results.iter().enumerate() {
+        if many {
+            println!("=> Query {i}:\n");
+        }
+        if r["type"] == "select" {
+            let columns: Vec<String> =
+                r["columns"].as_array().into_iter().flatten().map(|c| c.as_str().unwrap_or_default().to_string()).collect();
+            let rows: Vec<Vec<String>> = r["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|row| row.as_array().into_iter().flatten().map(rxd::api::config_value_to_string).collect())
+                .collect();
+            print!("{}", sql_table(&columns, &rows));
+        } else {
+            println!("Rows affected: {}", r["rows_affected"]);
+        }
+        if many {
+            println!();
+        }
     }
     Ok(())
 }

@@ -211,3 +211,64 @@ pub fn clients() -> Vec<PathBuf> {
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
+
+/// Members formed into a cluster by preseed: node1 bootstraps, the others join with the trust
+/// password.
+pub struct TestCluster {
+    pub members: Vec<Member>,
+}
+
+impl TestCluster {
+    pub fn form(n: usize) -> TestCluster {
+        let first = Member::start();
+        let preseed = format!(
+            "config:\n  core.https_address: {}\n  core.trust_password: sekret\n\
+             storage_pools:\n- name: default\n  driver: dir\n\
+             profiles:\n- name: default\n  devices:\n    root: {{path: /, pool: default, type: disk}}\n\
+             cluster:\n  server_name: node1\n  enabled: true\n",
+            first.address()
+        );
+        ok(first.lxd_stdin(&["init", "--preseed"], Some(&preseed)));
+        let mut c = TestCluster { members: vec![first] };
+        for i in 2..=n {
+            c.join(&format!("node{i}"));
+        }
+        c
+    }
+
+    /// Starts a new member and joins it; returns its index.
+    pub fn join(&mut self, name: &str) -> usize {
+        let m = Member::start();
+        let out = m.lxd_stdin(&["init", "--preseed"], Some(&self.join_preseed(name, &m.address(), "sekret")));
+        assert!(out.status.success(), "join {name}: {}\n{}", stderr(&out), m.log());
+        self.members.push(m);
+        self.members.len() - 1
+    }
+
+    pub fn join_preseed(&self, name: &str, address: &str, password: &str) -> String {
+        let cert = std::fs::read_to_string(self.members[0].lxd_dir().join("cluster.crt")).expect("cluster.crt");
+        let cert = cert.trim_end().replace('\n', "\\n");
+        format!(
+            "cluster:\n  enabled: true\n  server_name: {name}\n  server_address: {address}\n  cluster_address: {}\n  cluster_certificate: \"{cert}\"\n  cluster_password: {password}\n  member_config:\n  - entity: storage-pool\n    name: default\n    key: source\n    value: \"\"\n",
+            self.members[0].address()
+        )
+    }
+
+    /// Index of the member currently holding the `database-leader` role (asked of `via`).
+    pub fn leader(&self, via: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = self.members[via].lxc(&["cluster", "list", "--format", "csv"]);
+            if out.status.success() {
+                let text = stdout(&out);
+                if let Some(line) = text.lines().find(|l| l.contains("database-leader")) {
+                    let name = line.split(',').next().unwrap_or_default();
+                    let idx: usize = name.trim_start_matches("node").parse().unwrap_or(1);
+                    return idx - 1;
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader visible from member {via}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -32,6 +32,7 @@ macro_rules! object_key {
     };
 }
 
+mod cluster;
 mod config;
 mod format;
 mod monitor;
@@ -85,6 +86,7 @@ struct Lxc {
 #[derive(FromArgs)]
 #[argh(subcommand)]
 enum Command {
+    Cluster(cluster::Args),
     Config(config::Args),
     Info(Info),
     Monitor(monitor::Args),
@@ -191,6 +193,7 @@ pub fn main(name: &str, args: Vec<String>) -> ExitCode {
     };
     let result = rt.block_on(async move {
         match opts.command {
+            Command::Cluster(a) => cluster::run(ctx, a).await,
             Command::Config(a) => config::run(ctx, a).await,
             Command::Info(a) => info(ctx, a).await,
             Command::Monitor(a) => monitor::run(ctx, a).await,

@@ -1,0 +1,254 @@
+//! Clusters of real daemons on loopback addresses: formation by preseed, roles, a write on any
+//! member visible on all, the leader killed or paused while clients write, full restarts, the
+//! stock client's view, `lxd sql`, refused joins and a damaged raft log.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{TestCluster, fails, ok, rt};
+
+fn roles(c: &TestCluster, via: usize, client: &std::path::Path) -> BTreeMap<String, String> {
+    let out = ok(c.members[via].client(client, &["cluster", "list", "--format", "csv"], None));
+    out.lines()
+        .map(|l| {
+            let cols: Vec<&str> = l.splitn(4, ',').collect();
+            (cols[0].to_string(), cols.get(2).copied().unwrap_or_default().trim_matches('"').to_string())
+        })
+        .collect()
+}
+
+fn config_of(m: &common::Member) -> serde_json::Value {
+    let v: serde_json::Value = rt().block_on(m.conn().get_json("/1.0")).expect("info");
+    v["config"].clone()
+}
+
+#[test]
+fn three_members_form_by_preseed_and_share_every_write() {
+    let c = TestCluster::form(3);
+    for client in common::clients() {
+        let r = roles(&c, 2, &client);
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert_eq!(r.values().filter(|v| v.contains("database-leader")).count(), 1, "{r:?}");
+        assert!(r.values().all(|v| v.contains("database") && !v.contains("standby")), "{r:?}");
+    }
+    for (i, m) in c.members.iter().enumerate() {
+        ok(m.lxc(&["config", "set", &format!("user.from{i}"), &i.to_string()]));
+        for other in &c.members {
+            assert_eq!(ok(other.lxc(&["config", "get", &format!("user.from{i}")])).trim(), i.to_string());
+        }
+    }
+    ok(c.members[1].lxc(&["profile", "create", "shared"]));
+    assert!(ok(c.members[2].stock(&["profile", "list", "--format", "csv"])).contains("shared"));
+    let show = ok(c.members[0].stock(&["cluster", "show", "node2"]));
+    assert!(show.contains("server_name: node2") && show.contains("database: true"), "{show}");
+}
+
+#[test]
+fn five_members_get_three_voters_and_two_standbys() {
+    let c = TestCluster::form(5);
+    let r = roles(&c, 0, std::path::Path::new(common::STOCK_LXC));
+    let voters = r.values().filter(|v| v.contains("database") && !v.contains("standby")).count();
+    let standbys = r.values().filter(|v| v.contains("database-standby")).count();
+    assert_eq!((voters, standbys), (3, 2), "{r:?}");
+    // A stand-by holds the data.
+    ok(c.members[0].lxc(&["config", "set", "user.five", "5"]));
+    let standby = r.iter().find(|(_, v)| v.contains("standby")).map(|(n, _)| n.clone()).expect("standby");
+    let idx: usize = standby.trim_start_matches("node").parse::<usize>().expect("index") - 1;
+    let db = c.members[idx].lxd_dir().join("database/global/state.db");
+    assert!(db.exists());
+    assert_eq!(ok(c.members[idx].lxc(&["config", "get", "user.five"])).trim(), "5");
+    let raft_nodes = ok(c.members[0].lxd(&["sql", "local", "SELECT id, role FROM raft_nodes ORDER BY id"]));
+    assert_eq!(raft_nodes.matches("| 1    |").count(), 2, "{raft_nodes}");
+}
+
+/// Writes `user.w<t>-<i>` through member `t % n`'s socket until stopped; returns the keys whose
+/// write was acknowledged.
+fn writers(c: &TestCluster, stop: Arc<AtomicBool>, count: usize, skip: usize) -> Vec<std::thread::JoinHandle<Vec<String>>> {
+    (0..count)
+        .map(|t| {
+            let member = (0..c.members.len()).filter(|i| *i != skip).nth(t % (c.members.len() - 1)).unwrap_or(0);
+            let conn = c.members[member].conn();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let rt = rt();
+                let mut acked = Vec::new();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("user.w{t}-{i}");
+                    let body = serde_json::json!({"config": {key.clone(): "x"}});
+                    if rt.block_on(conn.request("PATCH", "/1.0", Some(&body), None)).is_ok() {
+                        acked.push(key);
+                    }
+                    i += 1;
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+fn ordered_keys(m: &common::Member) -> String {
+    ok(m.lxd(&["sql", "global", "SELECT key FROM config WHERE key LIKE 'user.w%' ORDER BY id"]))
+}
+
+#[test]
+fn leader_killed_while_clients_write_loses_nothing_acknowledged() {
+    let mut c = TestCluster::form(3);
+    let leader = c.leader(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = writers(&c, stop.clone(), 4, leader);
+    std::thread::sleep(Duration::from_millis(700));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.members[leader].pid() as i32), nix::sys::signal::Signal::SIGKILL)
+        .expect("kill");
+    c.members[leader].wait_exit(Duration::from_secs(5)).expect("leader died");
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::Relaxed);
+    let acked: Vec<String> = threads.into_iter().flat_map(|t| t.join().expect("writer")).collect();
+    assert!(acked.len() > 20, "too few writes acknowledged: {}", acked.len());
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let new_leader = c.leader(survivors[0]);
+    assert_ne!(new_leader, leader);
+    for &s in &survivors {
+        let cfg = config_of(&c.members[s]);
+        for k in &acked {
+            assert!(cfg.get(k).is_some(), "acknowledged {k} missing on member {s}");
+        }
+    }
+    assert_eq!(ordered_keys(&c.members[survivors[0]]), ordered_keys(&c.members[survivors[1]]), "replicas disagree on order");
+    // Writes resume, and the killed member catches up when it comes back.
+    ok(c.members[survivors[0]].lxc(&["config", "set", "user.after", "kill"]));
+    c.members[leader].spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while ok(c.members[leader].lxc(&["config", "get", "user.after"])).trim() != "kill" {
+        assert!(std::time::Instant::now() < deadline, "restarted member never caught up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ordered_keys(&c.members[leader]), ordered_keys(&c.members[survivors[0]]));
+}
+
+#[test]
+fn paused_leader_steps_down_and_no_write_is_lost() {
+    let c = TestCluster::form(3);
+    let leader = c.leader(0);
+    let pid = nix::unistd::Pid::from_raw(c.members[leader].pid() as i32);
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = writers(&c, stop.clone(), 2, leader);
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+    std::thread::sleep(Duration::from_secs(3));
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let new_leader = c.leader(others[0]);
+    assert_ne!(new_leader, leader, "a new leader takes over while the old one is paused");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("cont");
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let acked: Vec<String> = threads.into_iter().flat_map(|t| t.join().expect("writer")).collect();
+    let leaders = roles(&c, others[0], &common::bin_dir().join("lxc")).values().filter(|v| v.contains("database-leader")).count();
+    assert_eq!(leaders, 1);
+    let order = ordered_keys(&c.members[others[0]]);
+    for i in 0..3 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ordered_keys(&c.members[i]) != order {
+            assert!(std::time::Instant::now() < deadline, "member {i} diverged");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let cfg = config_of(&c.members[i]);
+        for k in &acked {
+            assert!(cfg.get(k).is_some(), "acknowledged {k} missing on member {i}");
+        }
+    }
+}
+
+#[test]
+fn restarting_every_member_loses_nothing() {
+    let mut c = TestCluster::form(3);
+    ok(c.members[1].lxc(&["config", "set", "user.kept", "1"]));
+    ok(c.members[2].lxc(&["profile", "create", "kept"]));
+    // Clean stop of all, then start again.
+    for m in c.members.iter_mut() {
+        ok(m.lxd(&["shutdown"]));
+        m.wait_exit(Duration::from_secs(10)).expect("stopped");
+    }
+    for m in c.members.iter_mut() {
+        m.spawn();
+    }
+    c.leader(0);
+    assert_eq!(ok(c.members[0].lxc(&["config", "get", "user.kept"])).trim(), "1");
+    // SIGKILL all, then start again.
+    ok(c.members[0].lxc(&["config", "set", "user.kept2", "2"]));
+    for m in c.members.iter_mut() {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(m.pid() as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
+        m.wait_exit(Duration::from_secs(5)).expect("killed");
+    }
+    for m in c.members.iter_mut() {
+        m.spawn();
+    }
+    c.leader(1);
+    for m in &c.members {
+        assert_eq!(ok(m.lxc(&["config", "get", "user.kept2"])).trim(), "2");
+        assert!(ok(m.lxc(&["profile", "list", "--format", "csv"])).contains("kept"));
+    }
+}
+
+#[test]
+fn sql_through_the_cluster() {
+    let c = TestCluster::form(2);
+    let out = ok(c.members[1].lxd(&["sql", "global", "SELECT name, state FROM nodes ORDER BY id"]));
+    assert_eq!(
+        out,
+        "+-------+-------+\n| name  | state |\n+-------+-------+\n| node1 | 0     |\n| node2 | 0     |\n+-------+-------+\n"
+    );
+    let out = ok(c.members[1].lxd(&["sql", "global", "INSERT INTO config (key, value) VALUES ('user.sql', 'yes')"]));
+    assert_eq!(out, "Rows affected: 1\n");
+    assert_eq!(ok(c.members[0].lxc(&["config", "get", "user.sql"])).trim(), "yes");
+    let two = ok(c.members[0]
+        .lxd_stdin(&["sql", "global", "-"], Some("SELECT COUNT(*) AS n FROM nodes; DELETE FROM config WHERE key = 'user.sql'")));
+    assert!(two.starts_with("=> Query 0:\n\n") && two.contains("=> Query 1:\n\nRows affected: 1\n"), "{two}");
+    let dump = ok(c.members[0].lxd(&["sql", "global", ".dump"]));
+    assert!(dump.contains("CREATE TABLE nodes") && dump.contains("INSERT INTO nodes VALUES(2,'node2'"), "{dump}");
+    assert!(fails(c.members[0].lxd(&["sql", "nowhere", "SELECT 1"])).contains("Invalid database type"));
+    // Two members: one voter (the leader) and one stand-by, as LXD 5.0 lays them out.
+    let r = roles(&c, 0, &common::bin_dir().join("lxc"));
+    assert_eq!(r.values().filter(|v| v.contains("database-standby")).count(), 1, "{r:?}");
+}
+
+#[test]
+fn a_refused_join_changes_nothing_on_either_side() {
+    let c = TestCluster::form(1);
+    let joiner = common::Member::start();
+    ok(joiner.lxc(&["config", "set", "user.mine", "1"]));
+    let bad = c.join_preseed("node2", &joiner.address(), "wrong-password");
+    let err = fails(joiner.lxd_stdin(&["init", "--preseed"], Some(&bad)));
+    assert!(err.contains("Failed to setup cluster trust"), "{err}");
+    assert_eq!(ok(joiner.lxc(&["config", "get", "user.mine"])).trim(), "1", "the joiner keeps its data");
+    assert!(!joiner.lxd_dir().join("cluster.crt").exists());
+    let nodes = ok(c.members[0].lxd(&["sql", "global", "SELECT COUNT(*) FROM nodes"]));
+    assert!(nodes.contains("| 1 "), "{nodes}");
+    let wrong_cert =
+        c.join_preseed("node2", &joiner.address(), "sekret").replace("cluster_certificate: \"", "cluster_certificate: \"x");
+    assert!(fails(joiner.lxd_stdin(&["init", "--preseed"], Some(&wrong_cert))).contains("cluster_certificate"));
+}
+
+#[test]
+fn a_damaged_raft_log_is_refused() {
+    let mut c = TestCluster::form(1);
+    ok(c.members[0].lxc(&["config", "set", "user.x", "1"]));
+    ok(c.members[0].lxd(&["shutdown"]));
+    c.members[0].wait_exit(Duration::from_secs(10)).expect("stopped");
+    let log = c.members[0].lxd_dir().join("database/global/raft.db");
+    let conn = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('DELETE FROM log WHERE idx = (SELECT MIN(idx)+1 FROM log)'); c.commit()"])
+        .arg(&log)
+        .status()
+        .expect("python3");
+    assert!(conn.success());
+    let out =
+        std::process::Command::new(common::bin_dir().join("lxd")).env("LXD_DIR", c.members[0].lxd_dir()).output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("raft.db") && (err.contains("out of sequence") || err.contains("damaged")), "{err}");
+}
