@@ -252,3 +252,42 @@ fn a_damaged_raft_log_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("raft.db") && (err.contains("out of sequence") || err.contains("damaged")), "{err}");
 }
+
+#[test]
+fn without_quorum_reads_and_writes_fail_quickly_and_clearly() {
+    let mut c = TestCluster::form(3);
+    ok(c.members[0].lxc(&["config", "set", "user.before", "1"]));
+    for i in [1, 2] {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.members[i].pid() as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
+        c.members[i].wait_exit(Duration::from_secs(5)).expect("killed");
+    }
+    let start = std::time::Instant::now();
+    let err = fails(c.members[0].lxc(&["config", "set", "user.after", "1"]));
+    assert!(err.contains("no quorum"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(15), "took {:?}", start.elapsed());
+    let err = fails(c.members[0].lxc(&["profile", "list"]));
+    assert!(err.contains("no quorum"), "{err}");
+    // Quorum back: everything works again and nothing half-applied appears.
+    c.members[1].spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !c.members[0].lxc(&["config", "set", "user.after", "2"]).status.success() {
+        assert!(std::time::Instant::now() < deadline, "cluster did not recover");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(ok(c.members[1].lxc(&["config", "get", "user.after"])).trim(), "2");
+}
+
+#[test]
+fn raft_endpoints_refuse_anything_without_a_member_certificate() {
+    let c = TestCluster::form(1);
+    let addr = c.members[0].address();
+    rt().block_on(async {
+        for identity in [None, Some(rxd::tls::generate(rxd::tls::CertKind::Client).expect("cert"))] {
+            let conn = rxd::client::Connection::https(&addr, rxd::tls::ServerPin::AcceptAny, identity.as_ref()).expect("conn");
+            for path in ["/internal/raft", "/internal/db", "/internal/cluster/accept"] {
+                let (status, _, _) = conn.raw("POST", path, Some(b"{}".to_vec()), &[]).await.expect("request");
+                assert_eq!(status, 403, "{path}");
+            }
+        }
+    });
+}

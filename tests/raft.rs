@@ -262,3 +262,31 @@ async fn learner_holds_data_without_voting_and_lagging_member_catches_up_by_snap
     }
     propose_retrying(&c, put("post", "restart")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_are_demoted_and_removed_one_change_at_a_time() {
+    let mut c = Cluster::new(1024);
+    c.start(1, true).await;
+    c.leader(&[]).await;
+    add(&mut c, 2, true).await;
+    add(&mut c, 3, true).await;
+    let leader = c.leader(&[]).await;
+    let victim = [1, 2, 3].into_iter().find(|id| *id != leader.status().id).expect("follower");
+    // Demote: a voter becomes a learner.
+    leader.change(Membership::AddLearner { id: victim, address: format!("node{victim}") }).await.expect("demote");
+    let st = leader.status();
+    assert_eq!(st.voters.len(), 2);
+    assert_eq!(st.learners, vec![victim]);
+    // Remove it altogether; the remaining two keep committing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match leader.change(Membership::Remove { id: victim }).await {
+            Ok(()) => break,
+            Err(RaftError::ChangeInProgress) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => panic!("remove: {e}"),
+        }
+    }
+    let st = leader.status();
+    assert!(!st.voters.contains(&victim) && !st.learners.contains(&victim));
+    leader.propose(put("after", "removal")).await.expect("propose").expect("apply");
+}

@@ -513,6 +513,7 @@ impl Driver {
                 }
                 self.store.set_conf_state(cs.clone());
                 self.conf = cs;
+                self.publish_status();
             }
             Err(e) => tracing::warn!(error = %e, "configuration change refused"),
         }
