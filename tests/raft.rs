@@ -282,7 +282,9 @@ async fn voters_are_demoted_and_removed_one_change_at_a_time() {
     loop {
         match leader.change(Membership::Remove { id: victim }).await {
             Ok(()) => break,
-            Err(RaftError::ChangeInProgress) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(RaftError::ChangeInProgress) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
             Err(e) => panic!("remove: {e}"),
         }
     }

@@ -52,6 +52,9 @@ pub struct Connection {
     pub user_agent: String,
     /// Extra query parameters added to every request (project, target).
     pub query: Vec<(String, String)>,
+    /// Local address outgoing TCP connections are bound to (members use their own address, so
+    /// traffic between members is attributable and filterable per member).
+    pub bind: Option<std::net::IpAddr>,
 }
 
 fn escape(s: &str) -> String {
@@ -67,7 +70,13 @@ fn escape(s: &str) -> String {
 
 impl Connection {
     pub fn unix(path: PathBuf) -> Connection {
-        Connection { target: Target::Unix(path), host: "unix.socket".into(), user_agent: user_agent(), query: Vec::new() }
+        Connection {
+            target: Target::Unix(path),
+            host: "unix.socket".into(),
+            user_agent: user_agent(),
+            query: Vec::new(),
+            bind: None,
+        }
     }
 
     /// HTTPS to `host_port`, pinning `pin` and presenting `identity`.
@@ -78,7 +87,14 @@ impl Connection {
             host: host_port.to_string(),
             user_agent: user_agent(),
             query: Vec::new(),
+            bind: None,
         })
+    }
+
+    /// Binds outgoing connections to `ip`.
+    pub fn bound_to(mut self, ip: Option<std::net::IpAddr>) -> Connection {
+        self.bind = ip;
+        self
     }
 
     pub fn with_query(mut self, key: &str, value: &str) -> Connection {
@@ -99,7 +115,18 @@ impl Connection {
             }
             Target::Https { host_port, tls } => {
                 let err = |reason: String| ClientError::Connect { addr: host_port.clone(), reason };
-                let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(host_port))
+                let connect = async {
+                    let Some(local) = self.bind else { return tokio::net::TcpStream::connect(host_port).await };
+                    let remote = tokio::net::lookup_host(host_port)
+                        .await?
+                        .find(|a| a.is_ipv4() == local.is_ipv4())
+                        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address of the same family"))?;
+                    let socket =
+                        if local.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+                    socket.bind(std::net::SocketAddr::new(local, 0))?;
+                    socket.connect(remote).await
+                };
+                let tcp = tokio::time::timeout(Duration::from_secs(10), connect)
                     .await
                     .map_err(|_| err("connection timed out".into()))?
                     .map_err(|e| err(e.to_string()))?;

@@ -114,7 +114,8 @@ pub async fn execute_on_leader(raft: &RaftHandle, req: &DbRequest) -> Result<DbR
 impl ClusterDb {
     async fn forward(&self, address: &str, req: &DbRequest) -> Result<DbResponse, Retry> {
         let conn = Connection::https(address, ServerPin::Fingerprint(self.cluster_fingerprint.clone()), Some(&self.identity))
-            .map_err(|_| Retry::Later)?;
+            .map_err(|_| Retry::Later)?
+            .bound_to(self.transport.source());
         let body = serde_json::to_vec(req).map_err(|e| Retry::Fail(StoreError::Guard(e.to_string())))?;
         let sent = tokio::time::timeout(DEADLINE, conn.raw("POST", "/internal/db", Some(body), &[])).await;
         let Ok(Ok((status, _, bytes))) = sent else { return Err(Retry::Later) };

@@ -45,6 +45,12 @@ impl Runtime {
     }
 }
 
+/// The IP of a `host:port` address, when the host is a literal IP.
+pub fn host_ip(address: &str) -> Option<std::net::IpAddr> {
+    let (host, _) = address.rsplit_once(':')?;
+    host.trim_matches(['[', ']']).parse().ok()
+}
+
 fn internal(e: impl std::fmt::Display) -> Error {
     Error::Internal(e.to_string())
 }
@@ -78,7 +84,9 @@ fn cluster_address(member: &BTreeMap<String, String>) -> Result<String> {
 async fn start_runtime(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap: bool) -> Result<Arc<Runtime>> {
     let cluster = tls::load_or_generate(&d.paths.dir, "cluster", CertKind::Server).map_err(internal)?;
     let cluster_fingerprint = tls::fingerprint_pem(&cluster.cert).map_err(internal)?;
-    let transport = HttpTransport::new(cluster_fingerprint.clone(), d.server_cert.clone(), d.paths.global_dir());
+    let own_address = members.iter().find(|m| m.id == id).map(|m| m.address.clone()).unwrap_or_default();
+    let transport =
+        HttpTransport::new(cluster_fingerprint.clone(), d.server_cert.clone(), d.paths.global_dir(), host_ip(&own_address));
     for m in members.iter().filter(|m| m.id != id && m.role != ROLE_SPARE) {
         raft::Transport::set_peer(&*transport, m.id, &m.address);
     }
@@ -87,7 +95,10 @@ async fn start_runtime(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap
     let handle = if own_role == ROLE_SPARE {
         None
     } else {
-        let cfg = RaftConfig::new(id, d.paths.global_dir());
+        let mut cfg = RaftConfig::new(id, d.paths.global_dir());
+        if let Some(n) = std::env::var("RXD_RAFT_SNAPSHOT_EVERY").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0) {
+            cfg.snapshot_every = n;
+        }
         let h = crate::raft::start(cfg, transport.clone(), bootstrap).await.map_err(|e| Error::Internal(e.to_string()))?;
         transport.attach(h.clone());
         Some(h)
@@ -281,7 +292,8 @@ pub async fn join(d: Arc<Daemon>, req: ClusterPut) -> Result<()> {
     // Trust: present our server certificate with the trust password (or a join token).
     if !req.cluster_password.is_empty() {
         let conn = Connection::https(&target, ServerPin::Fingerprint(cluster_fp.clone()), None)
-            .map_err(|e| Error::BadRequest(format!("Failed to setup cluster trust: {e}")))?;
+            .map_err(|e| Error::BadRequest(format!("Failed to setup cluster trust: {e}")))?
+            .bound_to(host_ip(&address));
         let der = tls::cert_der(&d.server_cert.cert).map_err(internal)?;
         let body = serde_json::json!({
             "type": "server", "name": req.server_name,
@@ -295,7 +307,9 @@ pub async fn join(d: Arc<Daemon>, req: ClusterPut) -> Result<()> {
         }
     }
 
-    let conn = Connection::https(&target, ServerPin::Fingerprint(cluster_fp.clone()), Some(&d.server_cert)).map_err(internal)?;
+    let conn = Connection::https(&target, ServerPin::Fingerprint(cluster_fp.clone()), Some(&d.server_cert))
+        .map_err(internal)?
+        .bound_to(host_ip(&address));
     let accept = AcceptRequest {
         name: req.server_name.clone(),
         address: address.clone(),

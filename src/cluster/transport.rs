@@ -37,6 +37,8 @@ pub struct HttpTransport {
     /// Where snapshot files live.
     dir: PathBuf,
     node: Arc<OnceLock<RaftHandle>>,
+    /// This member's own address, which outgoing connections come from.
+    source: Option<std::net::IpAddr>,
 }
 
 /// Length-prefixed protobuf messages: the body of `POST /internal/raft`.
@@ -65,14 +67,24 @@ pub fn decode(mut body: &[u8]) -> Result<Vec<Message>, String> {
 }
 
 impl HttpTransport {
-    pub fn new(cluster_fingerprint: String, identity: KeyPairPem, dir: PathBuf) -> Arc<HttpTransport> {
+    pub fn new(
+        cluster_fingerprint: String,
+        identity: KeyPairPem,
+        dir: PathBuf,
+        source: Option<std::net::IpAddr>,
+    ) -> Arc<HttpTransport> {
         Arc::new(HttpTransport {
             peers: RwLock::new(HashMap::new()),
             cluster_fingerprint,
             identity,
             dir,
             node: Arc::new(OnceLock::new()),
+            source,
         })
+    }
+
+    pub fn source(&self) -> Option<std::net::IpAddr> {
+        self.source
     }
 
     /// Connects the transport to the node it serves (for failure reports).
@@ -97,6 +109,7 @@ impl HttpTransport {
             identity: self.identity.clone(),
             dir: self.dir.clone(),
             node: self.node.clone(),
+            source: self.source,
         };
         tokio::spawn(link.run(rx));
         tx
@@ -148,13 +161,16 @@ struct Link {
     identity: KeyPairPem,
     dir: PathBuf,
     node: Arc<OnceLock<RaftHandle>>,
+    source: Option<std::net::IpAddr>,
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 impl Link {
     async fn connect(&self) -> Result<Sender, String> {
-        let conn = Connection::https(&self.address, self.pin.clone(), Some(&self.identity)).map_err(|e| e.to_string())?;
+        let conn = Connection::https(&self.address, self.pin.clone(), Some(&self.identity))
+            .map_err(|e| e.to_string())?
+            .bound_to(self.source);
         let (stream, _) = tokio::time::timeout(Duration::from_secs(2), conn.open())
             .await
             .map_err(|_| "connect timed out".to_string())?

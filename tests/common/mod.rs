@@ -84,14 +84,21 @@ pub struct Member {
     pub conf: tempfile::TempDir,
     pub ip: String,
     pub daemon: Guard,
+    /// Extra environment for the daemon process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Member {
     /// Starts a daemon and waits until it is ready.
     pub fn start() -> Member {
+        Member::start_with(&[])
+    }
+
+    pub fn start_with(env: &[(&str, &str)]) -> Member {
         let dir = tempfile::Builder::new().prefix("rxd-test-").tempdir().expect("tempdir");
         let conf = tempfile::Builder::new().prefix("rxd-conf-").tempdir().expect("tempdir");
-        let mut m = Member { dir, conf, ip: unique_ip(), daemon: Guard(None) };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut m = Member { dir, conf, ip: unique_ip(), daemon: Guard(None), env };
         m.spawn();
         m
     }
@@ -109,6 +116,7 @@ impl Member {
         let child = Command::new(bin_dir().join("lxd"))
             .arg("--debug")
             .env("LXD_DIR", self.dir.path())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -216,11 +224,17 @@ pub fn rt() -> tokio::runtime::Runtime {
 /// password.
 pub struct TestCluster {
     pub members: Vec<Member>,
+    pub env: Vec<(String, String)>,
 }
 
 impl TestCluster {
     pub fn form(n: usize) -> TestCluster {
-        let first = Member::start();
+        TestCluster::form_with(n, &[])
+    }
+
+    /// Forms a cluster whose daemons all run with `env`.
+    pub fn form_with(n: usize, env: &[(&str, &str)]) -> TestCluster {
+        let first = Member::start_with(env);
         let preseed = format!(
             "config:\n  core.https_address: {}\n  core.trust_password: sekret\n\
              storage_pools:\n- name: default\n  driver: dir\n\
@@ -229,7 +243,8 @@ impl TestCluster {
             first.address()
         );
         ok(first.lxd_stdin(&["init", "--preseed"], Some(&preseed)));
-        let mut c = TestCluster { members: vec![first] };
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut c = TestCluster { members: vec![first], env };
         for i in 2..=n {
             c.join(&format!("node{i}"));
         }
@@ -238,7 +253,8 @@ impl TestCluster {
 
     /// Starts a new member and joins it; returns its index.
     pub fn join(&mut self, name: &str) -> usize {
-        let m = Member::start();
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let m = Member::start_with(&env);
         let out = m.lxd_stdin(&["init", "--preseed"], Some(&self.join_preseed(name, &m.address(), "sekret")));
         assert!(out.status.success(), "join {name}: {}\n{}", stderr(&out), m.log());
         self.members.push(m);

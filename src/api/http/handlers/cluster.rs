@@ -77,8 +77,9 @@ async fn to_leader(daemon: &Daemon, req: &Request) -> Option<Response> {
         return None;
     }
     let address = rt.transport.address_of(st.leader)?;
-    let conn =
-        Connection::https(&address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&daemon.server_cert)).ok()?;
+    let conn = Connection::https(&address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&daemon.server_cert))
+        .ok()?
+        .bound_to(rt.transport.source());
     let path = req.path.clone();
     match conn.raw(req.method.as_str(), &path, Some(req.body.to_vec()), &[]).await {
         Ok((status, _, body)) => {
