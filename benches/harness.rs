@@ -14,10 +14,13 @@ struct Opts {
     lxd: PathBuf,
     runs: usize,
     seconds: f64,
+    failovers: usize,
+    single: bool,
+    cluster: bool,
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts { lxd: PathBuf::from("/usr/bin/lxd"), runs: 10, seconds: 3.0 };
+    let mut o = Opts { lxd: PathBuf::from("/usr/bin/lxd"), runs: 10, seconds: 3.0, failovers: 5, single: true, cluster: true };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -25,6 +28,12 @@ fn parse_opts() -> Opts {
             "--lxd" => o.lxd = PathBuf::from(args.get(i + 1).cloned().unwrap_or_default()),
             "--runs" => o.runs = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(o.runs),
             "--seconds" => o.seconds = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(o.seconds),
+            "--failovers" => o.failovers = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(o.failovers),
+            "--only" => {
+                let what = args.get(i + 1).cloned().unwrap_or_default();
+                o.single = what == "single";
+                o.cluster = what == "cluster";
+            }
             _ => {
                 i += 1;
                 continue;
@@ -200,6 +209,254 @@ fn measure(sys: &System, opts: &Opts, our_lxc: &Path) -> Figures {
     f
 }
 
+/// A 3-member cluster of one system, formed by preseed on 127.0.0.<base+i>.
+struct ClusterRun {
+    members: Vec<Member>,
+    daemon: PathBuf,
+}
+
+struct Member {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    address: String,
+}
+
+impl Member {
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("unix.socket")
+    }
+}
+
+fn spawn_daemon(daemon: &Path, dir: &Path) -> Child {
+    Command::new(daemon)
+        .args(["--group", "root"])
+        .env("LXD_DIR", dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn daemon")
+}
+
+fn waitready(daemon: &Path, dir: &Path) {
+    let ok = Command::new(daemon)
+        .args(["waitready", "--timeout", "60"])
+        .env("LXD_DIR", dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "daemon in {} not ready", dir.display());
+}
+
+fn preseed(daemon: &Path, dir: &Path, text: &str) -> Duration {
+    use std::io::Write;
+    let t = Instant::now();
+    let mut child = Command::new(daemon)
+        .args(["init", "--preseed"])
+        .env("LXD_DIR", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("init");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+    assert!(child.wait().expect("wait").success(), "preseed failed in {}", dir.display());
+    t.elapsed()
+}
+
+impl ClusterRun {
+    /// Forms the cluster; returns it with the bootstrap and join times.
+    fn form(daemon: &Path, base: u8) -> (ClusterRun, Vec<Duration>) {
+        use std::os::unix::fs::PermissionsExt;
+        let mut members = Vec::new();
+        let mut times = Vec::new();
+        for i in 1..=3u8 {
+            let dir = tempfile::Builder::new().prefix("rxd-bench-cluster-").tempdir().expect("tempdir");
+            let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711));
+            let child = spawn_daemon(daemon, dir.path());
+            waitready(daemon, dir.path());
+            let address = format!("127.0.0.{}:8443", base + i);
+            let text = if i == 1 {
+                format!(
+                    "config:\n  core.https_address: {address}\n  core.trust_password: sekret\n  images.auto_update_interval: 0\nstorage_pools:\n- name: default\n  driver: dir\nprofiles:\n- name: default\n  devices:\n    root: {{path: /, pool: default, type: disk}}\ncluster:\n  server_name: node1\n  enabled: true\n"
+                )
+            } else {
+                let first: &Member = &members[0];
+                let cert = std::fs::read_to_string(first.dir.path().join("cluster.crt")).expect("cluster.crt");
+                let cert = cert.trim_end().replace('\n', "\\n");
+                format!(
+                    "cluster:\n  enabled: true\n  server_name: node{i}\n  server_address: {address}\n  cluster_address: {}\n  cluster_certificate: \"{cert}\"\n  cluster_password: sekret\n  member_config:\n  - entity: storage-pool\n    name: default\n    key: source\n    value: \"\"\n",
+                    first.address
+                )
+            };
+            times.push(preseed(daemon, dir.path(), &text));
+            members.push(Member { child: Some(child), dir, address });
+        }
+        (ClusterRun { members, daemon: daemon.to_path_buf() }, times)
+    }
+
+    fn leader(&self, via: usize) -> Option<usize> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        let conn = rxd::client::Connection::unix(self.members[via].socket());
+        let members: serde_json::Value = rt
+            .block_on(tokio::time::timeout(Duration::from_secs(10), conn.get_json("/1.0/cluster/members?recursion=1")))
+            .ok()?
+            .ok()?;
+        let name = members
+            .as_array()?
+            .iter()
+            .find(|m| m["roles"].as_array().is_some_and(|r| r.iter().any(|x| x == "database-leader")))?["server_name"]
+            .as_str()?
+            .to_string();
+        name.trim_start_matches("node").parse::<usize>().ok().map(|n| n - 1)
+    }
+}
+
+impl Drop for ClusterRun {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            let _ = Command::new(&self.daemon)
+                .args(["shutdown", "--timeout", "20"])
+                .env("LXD_DIR", m.dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if let Some(mut c) = m.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// PATCH /1.0/profiles/default from `clients` concurrent connections for `seconds`; returns
+/// writes/s, p50 and p99 (new connection per request, as LXD's client does).
+fn write_load(socket: &Path, clients: usize, seconds: f64) -> (f64, f64, f64) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let conn = rxd::client::Connection::unix(socket.to_path_buf());
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = format!("{{\"config\":{{\"user.bench{c}\":\"{i}\"}}}}").into_bytes();
+                    let t = Instant::now();
+                    if let Ok((200, _, _)) = conn.raw("PATCH", "/1.0/profiles/default", Some(body), &[]).await {
+                        lat.push(t.elapsed().as_secs_f64());
+                    }
+                    i += 1;
+                }
+                lat
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap_or_default());
+        }
+        all.sort_by(|a, b| a.total_cmp(b));
+        let p = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0);
+        (all.len() as f64 / seconds, p(0.5), p(0.99))
+    })
+}
+
+#[derive(Default)]
+struct ClusterFigures {
+    bootstrap: f64,
+    join2: f64,
+    join3: f64,
+    api_p50: f64,
+    api_p99: f64,
+    cli_p50: f64,
+    w1: f64,
+    w8: f64,
+    w64: f64,
+    failover: f64,
+    rss: f64,
+    cluster_list: f64,
+}
+
+fn measure_cluster(daemon: &Path, base: u8, opts: &Opts) -> ClusterFigures {
+    let mut f = ClusterFigures::default();
+    let (mut c, times) = ClusterRun::form(daemon, base);
+    f.bootstrap = times[0].as_secs_f64();
+    f.join2 = times[1].as_secs_f64();
+    f.join3 = times[2].as_secs_f64();
+    std::thread::sleep(Duration::from_secs(3));
+    f.rss = c.members.iter().filter_map(|m| m.child.as_ref()).map(|ch| rss_kib(ch.id()) as f64 / 1024.0).sum::<f64>() / 3.0;
+    let leader = c.leader(0).unwrap_or(0);
+    let socket = c.members[leader].socket();
+    let (w1, p50, p99) = write_load(&socket, 1, opts.seconds);
+    f.w1 = w1;
+    f.api_p50 = p50;
+    f.api_p99 = p99;
+    f.w8 = write_load(&socket, 8, opts.seconds).0;
+    f.w64 = write_load(&socket, 64, opts.seconds).0;
+    let conf = tempfile::tempdir().expect("conf");
+    let stock = Path::new("/usr/bin/lxc");
+    if stock.exists() {
+        let mut v = Vec::new();
+        for i in 0..30 {
+            let t = Instant::now();
+            let ok = Command::new(stock)
+                .args(["profile", "set", "default", "user.k", &format!("v{i}")])
+                .env("LXD_DIR", c.members[leader].dir.path())
+                .env("LXD_CONF", conf.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                v.push(t.elapsed().as_secs_f64());
+            }
+        }
+        f.cli_p50 = median(&mut v);
+        f.cluster_list = time_command(stock, &["cluster", "list"], c.members[leader].dir.path(), conf.path(), 20);
+    }
+    // Leader SIGKILL to the next successful write through a survivor, several times.
+    let mut fails = Vec::new();
+    for _ in 0..opts.failovers {
+        let Some(leader) = c.leader(0).or_else(|| c.leader(1)) else { break };
+        let survivor = (0..3).find(|i| *i != leader).unwrap_or(0);
+        let pid = c.members[leader].child.as_ref().map(Child::id).unwrap_or(0);
+        let t = Instant::now();
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        if let Some(mut ch) = c.members[leader].child.take() {
+            let _ = ch.wait();
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let conn = rxd::client::Connection::unix(c.members[survivor].socket());
+        let mut done = false;
+        while t.elapsed() < Duration::from_secs(60) {
+            let body = br#"{"config":{"user.failover":"x"}}"#.to_vec();
+            if let Ok(Ok((200, _, _))) = rt.block_on(tokio::time::timeout(
+                Duration::from_secs(30),
+                conn.raw("PATCH", "/1.0/profiles/default", Some(body), &[]),
+            )) {
+                done = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if done {
+            fails.push(t.elapsed().as_secs_f64());
+        }
+        // Bring the killed member back and let it settle.
+        let dir = c.members[leader].dir.path().to_path_buf();
+        c.members[leader].child = Some(spawn_daemon(daemon, &dir));
+        waitready(daemon, &dir);
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    f.failover = median(&mut fails);
+    f
+}
+
 /// LXD's built-in image refresh must stay on loopback.
 fn ensure_hosts_mapping() {
     let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
@@ -223,6 +480,12 @@ fn row(label: &str, unit: &str, rxd: f64, lxd: Option<f64>, lower_is_better: boo
     println!("| {label:<44} | {unit:<6} | {rxd:>10.4} | {lxd:>10} | {ratio:>8} |");
 }
 
+fn header() {
+    println!();
+    println!("| {:<44} | {:<6} | {:>10} | {:>10} | {:>8} |", "figure", "unit", "rxd", "LXD 5.0.2", "ratio");
+    println!("|{}|{}|{}|{}|{}|", "-".repeat(46), "-".repeat(8), "-".repeat(12), "-".repeat(12), "-".repeat(10));
+}
+
 fn main() {
     let opts = parse_opts();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_rxd"));
@@ -231,26 +494,51 @@ fn main() {
         std::os::unix::fs::symlink(&bin, links.path().join(name)).expect("symlink");
     }
     let our_lxc = links.path().join("lxc");
-    let rxd_sys = System { name: "rxd", daemon: links.path().join("lxd") };
-    println!("measuring rxd ({} start runs, {} s load windows)...", opts.runs, opts.seconds);
-    let r = measure(&rxd_sys, &opts, &our_lxc);
-    let l = if opts.lxd.exists() {
+    let rxd_daemon = links.path().join("lxd");
+    let have_lxd = opts.lxd.exists();
+    if have_lxd {
         ensure_hosts_mapping();
-        println!("measuring LXD at {}...", opts.lxd.display());
-        Some(measure(&System { name: "lxd", daemon: opts.lxd.clone() }, &opts, &our_lxc))
     } else {
         println!("{} not found: install the Debian package lxd for the comparison", opts.lxd.display());
-        None
-    };
-    println!();
-    println!("| {:<44} | {:<6} | {:>10} | {:>10} | {:>8} |", "figure", "unit", "rxd", "LXD 5.0.2", "ratio");
-    println!("|{}|{}|{}|{}|{}|", "-".repeat(46), "-".repeat(8), "-".repeat(12), "-".repeat(12), "-".repeat(10));
-    row("daemon start to ready (median)", "s", r.start_ready, l.as_ref().map(|l| l.start_ready), true);
-    row("idle RSS, one daemon", "MiB", r.idle_rss_mib, l.as_ref().map(|l| l.idle_rss_mib), true);
-    row("GET /1.0 unix socket, 1 client", "req/s", r.rps1, l.as_ref().map(|l| l.rps1), false);
-    row("GET /1.0 unix socket, 1 client, p50", "s", r.p50_1, l.as_ref().map(|l| l.p50_1), true);
-    row("GET /1.0 unix socket, 16 clients", "req/s", r.rps16, l.as_ref().map(|l| l.rps16), false);
-    row("GET /1.0 unix socket, 16 clients, p50", "s", r.p50_16, l.as_ref().map(|l| l.p50_16), true);
-    row("`lxc info` wall time, our lxc (median)", "s", r.info_ours, l.as_ref().map(|l| l.info_ours), true);
-    row("`lxc info` wall time, stock lxc (median)", "s", r.info_stock, l.as_ref().map(|l| l.info_stock), true);
+    }
+    if opts.single {
+        let rxd_sys = System { name: "rxd", daemon: rxd_daemon.clone() };
+        println!("one member: measuring rxd ({} start runs, {} s load windows)...", opts.runs, opts.seconds);
+        let r = measure(&rxd_sys, &opts, &our_lxc);
+        let l = have_lxd.then(|| {
+            println!("one member: measuring LXD at {}...", opts.lxd.display());
+            measure(&System { name: "lxd", daemon: opts.lxd.clone() }, &opts, &our_lxc)
+        });
+        header();
+        row("daemon start to ready (median)", "s", r.start_ready, l.as_ref().map(|l| l.start_ready), true);
+        row("idle RSS, one daemon", "MiB", r.idle_rss_mib, l.as_ref().map(|l| l.idle_rss_mib), true);
+        row("GET /1.0 unix socket, 1 client", "req/s", r.rps1, l.as_ref().map(|l| l.rps1), false);
+        row("GET /1.0 unix socket, 1 client, p50", "s", r.p50_1, l.as_ref().map(|l| l.p50_1), true);
+        row("GET /1.0 unix socket, 16 clients", "req/s", r.rps16, l.as_ref().map(|l| l.rps16), false);
+        row("GET /1.0 unix socket, 16 clients, p50", "s", r.p50_16, l.as_ref().map(|l| l.p50_16), true);
+        row("`lxc info` wall time, our lxc (median)", "s", r.info_ours, l.as_ref().map(|l| l.info_ours), true);
+        row("`lxc info` wall time, stock lxc (median)", "s", r.info_stock, l.as_ref().map(|l| l.info_stock), true);
+    }
+    if opts.cluster {
+        println!("3 members: measuring rxd...");
+        let r = measure_cluster(&rxd_daemon, 20, &opts);
+        let l = have_lxd.then(|| {
+            println!("3 members: measuring LXD...");
+            measure_cluster(&opts.lxd, 10, &opts)
+        });
+        header();
+        let lv = |f: fn(&ClusterFigures) -> f64| l.as_ref().map(f);
+        row("bootstrap (lxd init --preseed)", "s", r.bootstrap, lv(|l| l.bootstrap), true);
+        row("join, 2nd member", "s", r.join2, lv(|l| l.join2), true);
+        row("join, 3rd member", "s", r.join3, lv(|l| l.join3), true);
+        row("replicated write via API, 1 client, p50", "s", r.api_p50, lv(|l| l.api_p50), true);
+        row("replicated write via API, 1 client, p99", "s", r.api_p99, lv(|l| l.api_p99), true);
+        row("`lxc profile set` (stock lxc), p50", "s", r.cli_p50, lv(|l| l.cli_p50), true);
+        row("writes/s, 1 API client", "w/s", r.w1, lv(|l| l.w1), false);
+        row("writes/s, 8 API clients", "w/s", r.w8, lv(|l| l.w8), false);
+        row("writes/s, 64 API clients", "w/s", r.w64, lv(|l| l.w64), false);
+        row("leader SIGKILL to next write (median)", "s", r.failover, lv(|l| l.failover), true);
+        row("idle RSS per member", "MiB", r.rss, lv(|l| l.rss), true);
+        row("`lxc cluster list` (stock lxc), median", "s", r.cluster_list, lv(|l| l.cluster_list), true);
+    }
 }
