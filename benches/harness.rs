@@ -62,25 +62,30 @@ impl Running {
     }
 }
 
+/// Asks a daemon to shut down, then makes sure (by PID) that it is gone.
+fn stop_daemon(daemon: &Path, dir: &Path, child: Option<Child>) {
+    let _ = Command::new(daemon)
+        .args(["shutdown", "--timeout", "20"])
+        .env("LXD_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Some(mut c) = child {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = Command::new(&self.daemon)
-            .args(["shutdown", "--timeout", "20"])
-            .env("LXD_DIR", self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if let Some(mut c) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop_daemon(&self.daemon, self.dir.path(), self.child.take());
     }
 }
 
@@ -299,7 +304,9 @@ impl ClusterRun {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
         let conn = rxd::client::Connection::unix(self.members[via].socket());
         let members: serde_json::Value = rt
-            .block_on(tokio::time::timeout(Duration::from_secs(10), conn.get_json("/1.0/cluster/members?recursion=1")))
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), conn.get_json("/1.0/cluster/members?recursion=1")).await
+            })
             .ok()?
             .ok()?;
         let name = members
@@ -315,16 +322,7 @@ impl ClusterRun {
 impl Drop for ClusterRun {
     fn drop(&mut self) {
         for m in &mut self.members {
-            let _ = Command::new(&self.daemon)
-                .args(["shutdown", "--timeout", "20"])
-                .env("LXD_DIR", m.dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            if let Some(mut c) = m.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            stop_daemon(&self.daemon, m.dir.path(), m.child.take());
         }
     }
 }
@@ -435,10 +433,9 @@ fn measure_cluster(daemon: &Path, base: u8, opts: &Opts) -> ClusterFigures {
         let mut done = false;
         while t.elapsed() < Duration::from_secs(60) {
             let body = br#"{"config":{"user.failover":"x"}}"#.to_vec();
-            if let Ok(Ok((200, _, _))) = rt.block_on(tokio::time::timeout(
-                Duration::from_secs(30),
-                conn.raw("PATCH", "/1.0/profiles/default", Some(body), &[]),
-            )) {
+            if let Ok(Ok((200, _, _))) = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(30), conn.raw("PATCH", "/1.0/profiles/default", Some(body), &[])).await
+            }) {
                 done = true;
                 break;
             }

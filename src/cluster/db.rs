@@ -94,11 +94,15 @@ impl ClusterDb {
 /// Executes a database request on this node, which believes it is the leader.
 pub async fn execute_on_leader(raft: &RaftHandle, req: &DbRequest) -> Result<DbResponse, Retry> {
     match req {
-        DbRequest::Apply { batch } => match raft.propose(batch.clone()).await {
-            Ok(Ok(affected)) => Ok(DbResponse::Applied { affected }),
-            Ok(Err(e)) => Err(Retry::Fail(e)),
-            Err(RaftError::Store(e)) => Err(Retry::Fail(e)),
-            Err(_) => Err(Retry::Later),
+        DbRequest::Apply { batch } => match tokio::time::timeout(DEADLINE, raft.propose(batch.clone())).await {
+            Ok(Ok(Ok(affected))) => Ok(DbResponse::Applied { affected }),
+            Ok(Ok(Err(e))) => Err(Retry::Fail(e)),
+            Ok(Err(RaftError::Store(e))) => Err(Retry::Fail(e)),
+            // Proposed but not known to be committed: retrying could apply it twice.
+            Ok(Err(RaftError::Uncertain)) | Err(_) => Err(Retry::Fail(StoreError::Unavailable(
+                "cluster database unavailable: no quorum to commit the change (it may or may not have been applied)".into(),
+            ))),
+            Ok(Err(_)) => Err(Retry::Later),
         },
         DbRequest::Query { stmt } => match raft.read_barrier().await {
             Ok(()) => {

@@ -190,6 +190,9 @@ impl Daemon {
         let local = LocalDb::open(&paths.local_db()).await?;
         let global = GlobalDb::open_local(&paths.global_db()).await?;
 
+        // A clustered member's global database is the replicated state machine: it is only
+        // ever changed through the cluster, never directly here.
+        let clustered = !local.raft_nodes().await?.is_empty();
         let mut b = Batch::new();
         let now = time::rfc3339(time::now_nanos());
         global::nodes::ensure_standalone(
@@ -200,7 +203,9 @@ impl Daemon {
             &now,
         );
         global::operations::delete_for_node(&mut b, 1);
-        global.apply(&b).await?;
+        if !clustered {
+            global.apply(&b).await?;
+        }
 
         let events = Arc::new(EventHub::new());
         let operations = Operations::new(events.clone());

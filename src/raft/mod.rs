@@ -19,6 +19,9 @@ pub enum RaftError {
     NotLeader { leader: u64 },
     #[error("the proposal was dropped (leadership changed); retry")]
     Dropped,
+    /// Proposed, but this node lost leadership before it committed: it may or may not apply.
+    #[error("leadership was lost while the change was being committed; it may or may not have been applied")]
+    Uncertain,
     #[error("another membership change is in progress")]
     ChangeInProgress,
     #[error("this replica is already initialised")]

@@ -218,6 +218,10 @@ pub async fn start(cfg: RaftConfig, transport: Arc<dyn Transport>, bootstrap: bo
         applied: applied.index,
         pre_vote: true,
         check_quorum: true,
+        // Leader reads without a round trip: safe with check_quorum (the leader steps down
+        // within an election timeout when it loses its quorum) and the members' clocks on one
+        // host or NTP-synchronised hosts.
+        read_only_option: raft::ReadOnlyOption::LeaseBased,
         batch_append: true,
         max_size_per_msg: 1024 * 1024,
         max_inflight_msgs: 256,
@@ -400,10 +404,19 @@ impl Driver {
             return Ok(());
         }
         let mut rd = self.node.ready();
-        if rd.ss().is_some() {
+        if let Some(ss) = rd.ss() {
             // A role change drops pending read requests inside raft: fail them now.
             for (_, reply) in self.reads.drain() {
                 let _ = reply.send(Err(RaftError::NotLeader { leader: 0 }));
+            }
+            // A leader that steps down cannot know the fate of what it proposed.
+            if ss.raft_state != StateRole::Leader {
+                for (_, p) in std::mem::take(&mut self.proposals) {
+                    let _ = p.reply.send(Err(RaftError::Uncertain));
+                }
+                for (_, p) in std::mem::take(&mut self.changes) {
+                    let _ = p.reply.send(Err(RaftError::Uncertain));
+                }
             }
         }
         self.send(rd.take_messages());

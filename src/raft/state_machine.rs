@@ -10,7 +10,7 @@ use protobuf::Message as _;
 use raft::prelude::ConfState;
 use tokio::sync::RwLock;
 
-use crate::store::db::{Database, apply_in};
+use crate::store::db::{Database, Durability, apply_in};
 use crate::store::global::MIGRATIONS;
 use crate::store::{Batch, StoreError};
 
@@ -48,7 +48,8 @@ fn deterministic(e: &StoreError) -> bool {
 
 impl StateMachine {
     pub async fn open(path: &Path) -> Result<StateMachine, StoreError> {
-        let db = Database::open(path, MIGRATIONS).await?;
+        // The log is durable; the state machine can be replayed from its applied index.
+        let db = Database::open_with(path, MIGRATIONS, Durability::Replayable).await?;
         sqlx::Executor::execute(db.pool(), APPLIED_TABLE).await?;
         Ok(StateMachine { path: path.to_path_buf(), db: Arc::new(RwLock::new(db)) })
     }
@@ -145,7 +146,7 @@ impl StateMachine {
             if let Some(d) = self.path.parent().and_then(|dir| std::fs::File::open(dir).ok()) {
                 let _ = d.sync_all();
             }
-            *db = Database::open(&self.path, MIGRATIONS).await?;
+            *db = Database::open_with(&self.path, MIGRATIONS, Durability::Replayable).await?;
             sqlx::Executor::execute(db.pool(), APPLIED_TABLE).await?;
             drop(db);
             self.applied().await

@@ -28,6 +28,15 @@ impl Rows {
     }
 }
 
+/// How hard commits hold against a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit is on disk when it returns (fsync).
+    Full,
+    /// Commits are atomic and the file stays sound, but the newest ones may be lost on a crash.
+    Replayable,
+}
+
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: SqlitePool,
@@ -74,6 +83,13 @@ impl Database {
     /// Opens (creating if needed) the SQLite file at `path`, checks it is a sound database and
     /// brings its schema up to date with `migrations`.
     pub async fn open(path: &Path, migrations: &[Migration]) -> Result<Database> {
+        Self::open_with(path, migrations, Durability::Full).await
+    }
+
+    /// Opens with an explicit durability: `Replayable` is for files whose every change can be
+    /// replayed from elsewhere after a crash (the raft state machine, rebuilt from the log from
+    /// its recorded applied index): commits skip the fsync but can never corrupt the file.
+    pub async fn open_with(path: &Path, migrations: &[Migration], durability: Durability) -> Result<Database> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.display().to_string(), source })?;
         }
@@ -81,7 +97,10 @@ impl Database {
         let opts = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(match durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Replayable => SqliteSynchronous::Normal,
+            })
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let corrupt = |reason: String| StoreError::Corrupt { path: path.display().to_string(), reason };

@@ -53,30 +53,26 @@ fn split(nanos: i64) -> Parts {
     Parts { year, month, day, hour: rem / 3600, minute: (rem % 3600) / 60, second: rem % 60, nanos: frac }
 }
 
-/// RFC 3339 with as many fractional digits as needed (Go's RFC3339Nano).
-pub fn rfc3339(nanos: i64) -> String {
+/// `YYYY-MM-DD<sep>hh:mm:ss[.fraction]` with trailing zeros of the fraction dropped.
+fn date_time(nanos: i64, sep: char) -> String {
     let p = split(nanos);
-    let mut s = format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", p.year, p.month, p.day, p.hour, p.minute, p.second);
+    let mut s = format!("{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}", p.year, p.month, p.day, p.hour, p.minute, p.second);
     if p.nanos != 0 {
         let frac = format!("{:09}", p.nanos);
         s.push('.');
         s.push_str(frac.trim_end_matches('0'));
     }
-    s.push('Z');
     s
+}
+
+/// RFC 3339 with as many fractional digits as needed (Go's RFC3339Nano).
+pub fn rfc3339(nanos: i64) -> String {
+    date_time(nanos, 'T') + "Z"
 }
 
 /// Go's `time.Time.String()` for a UTC time: `2022-04-01 10:00:00.1 +0000 UTC`.
 pub fn go_string(nanos: i64) -> String {
-    let p = split(nanos);
-    let mut s = format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", p.year, p.month, p.day, p.hour, p.minute, p.second);
-    if p.nanos != 0 {
-        let frac = format!("{:09}", p.nanos);
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push_str(" +0000 UTC");
-    s
+    date_time(nanos, ' ') + " +0000 UTC"
 }
 
 /// The `2006/01/02 15:04 MST` layout LXD's client uses in tables.

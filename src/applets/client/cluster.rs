@@ -21,17 +21,7 @@ enum Cmd {
     Show(ShowCmd),
 }
 
-#[derive(FromArgs)]
-/// List all the cluster members.
-#[argh(subcommand, name = "list")]
-struct List {
-    /// the target: [<remote>:]
-    #[argh(positional)]
-    remote: Option<String>,
-    /// format (table, csv, json, yaml, compact)
-    #[argh(option, short = 'f', default = "Format::Table")]
-    format: Format,
-}
+list_cmd!(List, "List all the cluster members.");
 
 one_arg!(ShowCmd, "show", "Show details of a cluster member.", member, "the target: [<remote>:]<member>");
 

@@ -32,6 +32,23 @@ macro_rules! object_key {
     };
 }
 
+/// Declares a `list` subcommand: an optional `[<remote>:]` and `--format`.
+macro_rules! list_cmd {
+    ($ty:ident, $doc:literal) => {
+        #[derive(argh::FromArgs)]
+        #[doc = $doc]
+        #[argh(subcommand, name = "list")]
+        pub struct $ty {
+            /// the target: [<remote>:]
+            #[argh(positional)]
+            pub remote: Option<String>,
+            /// format (table, csv, json, yaml, compact)
+            #[argh(option, short = 'f', default = "Format::Table")]
+            pub format: Format,
+        }
+    };
+}
+
 mod cluster;
 mod config;
 mod format;

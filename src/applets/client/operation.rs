@@ -24,17 +24,7 @@ enum Cmd {
     Delete(DeleteCmd),
 }
 
-#[derive(FromArgs)]
-/// List background operations.
-#[argh(subcommand, name = "list")]
-struct List {
-    /// the target: [<remote>:]
-    #[argh(positional)]
-    remote: Option<String>,
-    /// format (table, csv, json, yaml, compact)
-    #[argh(option, short = 'f', default = "Format::Table")]
-    format: Format,
-}
+list_cmd!(List, "List background operations.");
 
 one_arg!(ShowCmd, "show", "Show details on a background operation.", operation, "the target: [<remote>:]<operation>");
 one_arg!(DeleteCmd, "delete", "Delete (cancel) a background operation.", operation, "the target: [<remote>:]<operation>");

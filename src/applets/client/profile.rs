@@ -30,17 +30,7 @@ enum Cmd {
     Device(Device),
 }
 
-#[derive(FromArgs)]
-/// List profiles.
-#[argh(subcommand, name = "list")]
-struct List {
-    /// the target: [<remote>:]
-    #[argh(positional)]
-    remote: Option<String>,
-    /// format (table, csv, json, yaml, compact)
-    #[argh(option, short = 'f', default = "Format::Table")]
-    format: Format,
-}
+list_cmd!(List, "List profiles.");
 
 #[derive(FromArgs)]
 /// Create profiles.

@@ -27,17 +27,7 @@ enum Cmd {
     Delete(DeleteCmd),
 }
 
-#[derive(FromArgs)]
-/// List projects.
-#[argh(subcommand, name = "list")]
-struct List {
-    /// the target: [<remote>:]
-    #[argh(positional)]
-    remote: Option<String>,
-    /// format (table, csv, json, yaml, compact)
-    #[argh(option, short = 'f', default = "Format::Table")]
-    format: Format,
-}
+list_cmd!(List, "List projects.");
 
 #[derive(FromArgs)]
 /// Create projects.

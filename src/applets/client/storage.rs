@@ -23,17 +23,7 @@ enum Cmd {
     Delete(DeleteCmd),
 }
 
-#[derive(FromArgs)]
-/// List storage pools.
-#[argh(subcommand, name = "list")]
-struct List {
-    /// the target: [<remote>:]
-    #[argh(positional)]
-    remote: Option<String>,
-    /// format (table, csv, json, yaml, compact)
-    #[argh(option, short = 'f', default = "Format::Table")]
-    format: Format,
-}
+list_cmd!(List, "List storage pools.");
 
 #[derive(FromArgs)]
 /// Create storage pools.
