@@ -95,6 +95,10 @@ impl Daemon {
 
     /// Profiles live in the project itself when it has `features.profiles`, else in `default`.
     pub async fn profile_project(&self, project: &str) -> Result<String> {
+        // The default project always has its own profiles (its features cannot change).
+        if project == "default" {
+            return Ok(project.into());
+        }
         let p = store_projects::get(&self.global, project).await?;
         Ok(if p.config.get("features.profiles").map(String::as_str) == Some("true") { p.name } else { "default".into() })
     }
@@ -132,9 +136,19 @@ impl Daemon {
         Ok(())
     }
 
-    pub async fn update_profile(&self, project: &str, name: &str, put: ProfilePut) -> Result<()> {
+    /// Replaces a profile's writable part. `current_devices` (what the caller read before) lets
+    /// an update that leaves the devices alone skip re-validating them.
+    pub async fn update_profile(
+        &self,
+        project: &str,
+        name: &str,
+        put: ProfilePut,
+        current_devices: Option<&Devices>,
+    ) -> Result<()> {
         validate_instance_config(&put.config)?;
-        self.validate_devices(&put.devices).await?;
+        if current_devices != Some(&put.devices) {
+            self.validate_devices(&put.devices).await?;
+        }
         let project = self.profile_project(project).await?;
         let p = store_profiles::Profile {
             description: put.description,

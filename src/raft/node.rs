@@ -334,6 +334,15 @@ impl Driver {
                     let _ = reply.send(Err(RaftError::Dropped));
                     return None;
                 }
+                // A lease read is answered at once: take it instead of waiting for the next Ready
+                // (which may first have to persist other writers' entries).
+                let key = ctx.to_be_bytes();
+                if let Some(pos) = self.node.raft.read_states.iter().position(|rs| rs.request_ctx.as_slice() == key) {
+                    let rs = self.node.raft.read_states.remove(pos);
+                    self.ready_reads.push((rs.index, reply));
+                    self.serve_reads();
+                    return None;
+                }
                 self.reads.insert(ctx, reply);
             }
             Msg::Change(change, reply) => {

@@ -60,7 +60,7 @@ pub async fn item(daemon: &Daemon, req: &Request, name: &str) -> HResult {
                 devices.extend(body.devices);
                 body.devices = devices;
             }
-            daemon.update_profile(&project, name, body).await?;
+            daemon.update_profile(&project, name, body, Some(&writable.devices)).await?;
             Ok(Response::empty())
         }
     }
