@@ -47,6 +47,8 @@ pub struct RaftStatus {
     pub commit: u64,
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
+    /// The leader has committed an entry of its own term, so its commit index is current.
+    pub commit_in_term: bool,
 }
 
 /// The entry payload: a batch of SQL for the state machine.
@@ -99,6 +101,20 @@ impl RaftHandle {
     /// Resolves once this leader has confirmed its leadership and applied everything committed
     /// before the call: reads after it are linearizable.
     pub async fn read_barrier(&self) -> Result<(), RaftError> {
+        // Lease read without entering the raft task: a leader that has committed in its term
+        // knows the commit index (check_quorum deposes it within an election timeout when it
+        // loses its quorum, exactly raft-rs's LeaseBased guarantee); wait until it is applied.
+        let st = self.status();
+        if st.is_leader && st.commit_in_term {
+            let target = st.commit;
+            let mut watch = self.status.clone();
+            let caught_up = watch.wait_for(|s| s.applied >= target || !s.is_leader);
+            return match tokio::time::timeout(Duration::from_secs(5), caught_up).await {
+                Ok(Ok(s)) if s.is_leader => Ok(()),
+                Ok(Ok(s)) => Err(RaftError::NotLeader { leader: s.leader }),
+                _ => Err(RaftError::Dropped),
+            };
+        }
         let (tx, rx) = oneshot::channel();
         self.send(Msg::ReadIndex(tx))?;
         rx.await.map_err(|_| RaftError::Stopped)?
@@ -622,6 +638,7 @@ impl Driver {
             commit: r.raft_log.committed,
             voters: cs.voters.clone(),
             learners: cs.learners.clone(),
+            commit_in_term: r.state == StateRole::Leader && r.commit_to_current_term(),
         };
         self.status.send_if_modified(|old| {
             if *old != st {
