@@ -164,7 +164,33 @@ struct Link {
     source: Option<std::net::IpAddr>,
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+type Sender = hyper::client::conn::http1::SendRequest<Body>;
+
+/// Size of the pieces a snapshot file is streamed in.
+const SNAPSHOT_CHUNK: usize = 1024 * 1024;
+
+fn full(body: Bytes) -> Body {
+    Full::new(body).map_err(|never| match never {}).boxed()
+}
+
+/// A file as a request body read and sent in `SNAPSHOT_CHUNK` pieces, never whole in memory.
+fn file_body(file: tokio::fs::File) -> Body {
+    use tokio::io::AsyncReadExt;
+    let chunks = futures_util::stream::unfold(Some(file), |state| async move {
+        let mut file = state?;
+        let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(hyper::body::Frame::data(Bytes::from(buf))), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    http_body_util::StreamBody::new(chunks).boxed()
+}
 
 impl Link {
     async fn connect(&self) -> Result<Sender, String> {
@@ -182,13 +208,13 @@ impl Link {
         Ok(sender)
     }
 
-    async fn post(&self, sender: &mut Sender, path: &str, body: Bytes, headers: &[(&str, String)]) -> Result<(), String> {
+    async fn post(&self, sender: &mut Sender, path: &str, body: Body, headers: &[(&str, String)]) -> Result<(), String> {
         sender.ready().await.map_err(|e| e.to_string())?;
         let mut req = http::Request::post(path).header("Host", &self.address).header("User-Agent", "lxd-cluster-notifier");
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let req = req.body(body).map_err(|e| e.to_string())?;
         let resp = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
             .await
             .map_err(|_| "request timed out".to_string())?
@@ -209,9 +235,10 @@ impl Link {
 
     async fn send_snapshot(&self, sender: &mut Sender, m: Message) -> Result<(), String> {
         let data: SnapshotData = serde_json::from_slice(&m.get_snapshot().data).map_err(|e| e.to_string())?;
-        let file = tokio::fs::read(self.dir.join(&data.file)).await.map_err(|e| e.to_string())?;
+        let file = tokio::fs::File::open(self.dir.join(&data.file)).await.map_err(|e| e.to_string())?;
         let header = base64::engine::general_purpose::STANDARD.encode(m.write_to_bytes().unwrap_or_default());
-        self.post(sender, "/internal/raft/snapshot", Bytes::from(file), &[("X-Raft-Message", header)]).await
+        let headers = [("X-Raft-Message", header), ("Content-Length", data.size.to_string())];
+        self.post(sender, "/internal/raft/snapshot", file_body(file), &headers).await
     }
 
     async fn run(self, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
@@ -250,7 +277,7 @@ impl Link {
             }
             let Some(s) = sender.as_mut() else { continue };
             if !batch.is_empty()
-                && let Err(e) = self.post(s, "/internal/raft", encode(&batch), &[]).await
+                && let Err(e) = self.post(s, "/internal/raft", full(encode(&batch)), &[]).await
             {
                 tracing::debug!(peer = self.id, error = %e, "raft send failed");
                 sender = None;

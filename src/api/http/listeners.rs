@@ -77,6 +77,8 @@ impl HttpsListeners {
                     _ = daemon.shutdown_requested() => break,
                     accepted = listener.accept() => {
                         let Ok((tcp, remote)) = accepted else { continue };
+                        // Raft and forwarding traffic is many small request/response pairs.
+                        let _ = tcp.set_nodelay(true);
                         // The daemon's current identity: the cluster certificate once clustered.
                         let acceptor = tokio_rustls::TlsAcceptor::from(daemon.tls_server_config());
                         let daemon = daemon.clone();
