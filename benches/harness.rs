@@ -127,22 +127,29 @@ fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
-/// GET /1.0 over the unix socket, one new connection per request as LXD's client does.
-fn load(socket: &Path, clients: usize, seconds: f64) -> (f64, f64) {
+/// A request a load client sends: (method, path, body) for client `c`, iteration `i`.
+type MakeRequest = fn(usize, u64) -> (&'static str, &'static str, Option<Vec<u8>>);
+
+/// `clients` concurrent clients sending requests over the unix socket for `seconds`, one new
+/// connection per request as LXD's client does; returns requests/s (2xx only), p50 and p99.
+fn load(socket: &Path, clients: usize, seconds: f64, make: MakeRequest) -> (f64, f64, f64) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
-        for _ in 0..clients {
+        for c in 0..clients {
             let conn = rxd::client::Connection::unix(socket.to_path_buf());
             let stop = stop.clone();
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
+                let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
+                    let (method, path, body) = make(c, i);
                     let t = Instant::now();
-                    if conn.raw("GET", "/1.0", None, &[]).await.is_ok() {
+                    if let Ok((200..=299, _, _)) = conn.raw(method, path, body, &[]).await {
                         lat.push(t.elapsed().as_secs_f64());
                     }
+                    i += 1;
                 }
                 lat
             }));
@@ -153,9 +160,18 @@ fn load(socket: &Path, clients: usize, seconds: f64) -> (f64, f64) {
         for t in tasks {
             all.extend(t.await.unwrap_or_default());
         }
-        let rps = all.len() as f64 / seconds;
-        (rps, median(&mut all))
+        all.sort_by(|a, b| a.total_cmp(b));
+        let p = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0);
+        (all.len() as f64 / seconds, p(0.5), p(0.99))
     })
+}
+
+fn get_server(_: usize, _: u64) -> (&'static str, &'static str, Option<Vec<u8>>) {
+    ("GET", "/1.0", None)
+}
+
+fn patch_profile(c: usize, i: u64) -> (&'static str, &'static str, Option<Vec<u8>>) {
+    ("PATCH", "/1.0/profiles/default", Some(format!("{{\"config\":{{\"user.bench{c}\":\"{i}\"}}}}").into_bytes()))
 }
 
 fn time_command(program: &Path, args: &[&str], lxd_dir: &Path, conf: &Path, runs: usize) -> f64 {
@@ -203,8 +219,8 @@ fn measure(sys: &System, opts: &Opts, our_lxc: &Path) -> Figures {
     std::thread::sleep(Duration::from_secs(3));
     f.idle_rss_mib = rss_kib(running.pid()) as f64 / 1024.0;
     let socket = running.dir.path().join("unix.socket");
-    (f.rps1, f.p50_1) = load(&socket, 1, opts.seconds);
-    (f.rps16, f.p50_16) = load(&socket, 16, opts.seconds);
+    (f.rps1, f.p50_1, _) = load(&socket, 1, opts.seconds, get_server);
+    (f.rps16, f.p50_16, _) = load(&socket, 16, opts.seconds, get_server);
     let conf = tempfile::tempdir().expect("conf");
     f.info_ours = time_command(our_lxc, &["info"], running.dir.path(), conf.path(), 20);
     let stock = Path::new("/usr/bin/lxc");
@@ -327,42 +343,6 @@ impl Drop for ClusterRun {
     }
 }
 
-/// PATCH /1.0/profiles/default from `clients` concurrent connections for `seconds`; returns
-/// writes/s, p50 and p99 (new connection per request, as LXD's client does).
-fn write_load(socket: &Path, clients: usize, seconds: f64) -> (f64, f64, f64) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(async {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        for c in 0..clients {
-            let conn = rxd::client::Connection::unix(socket.to_path_buf());
-            let stop = stop.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let body = format!("{{\"config\":{{\"user.bench{c}\":\"{i}\"}}}}").into_bytes();
-                    let t = Instant::now();
-                    if let Ok((200, _, _)) = conn.raw("PATCH", "/1.0/profiles/default", Some(body), &[]).await {
-                        lat.push(t.elapsed().as_secs_f64());
-                    }
-                    i += 1;
-                }
-                lat
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.unwrap_or_default());
-        }
-        all.sort_by(|a, b| a.total_cmp(b));
-        let p = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0);
-        (all.len() as f64 / seconds, p(0.5), p(0.99))
-    })
-}
-
 #[derive(Default)]
 struct ClusterFigures {
     bootstrap: f64,
@@ -389,12 +369,12 @@ fn measure_cluster(daemon: &Path, base: u8, opts: &Opts) -> ClusterFigures {
     f.rss = c.members.iter().filter_map(|m| m.child.as_ref()).map(|ch| rss_kib(ch.id()) as f64 / 1024.0).sum::<f64>() / 3.0;
     let leader = c.leader(0).unwrap_or(0);
     let socket = c.members[leader].socket();
-    let (w1, p50, p99) = write_load(&socket, 1, opts.seconds);
+    let (w1, p50, p99) = load(&socket, 1, opts.seconds, patch_profile);
     f.w1 = w1;
     f.api_p50 = p50;
     f.api_p99 = p99;
-    f.w8 = write_load(&socket, 8, opts.seconds).0;
-    f.w64 = write_load(&socket, 64, opts.seconds).0;
+    f.w8 = load(&socket, 8, opts.seconds, patch_profile).0;
+    f.w64 = load(&socket, 64, opts.seconds, patch_profile).0;
     let conf = tempfile::tempdir().expect("conf");
     let stock = Path::new("/usr/bin/lxc");
     if stock.exists() {

@@ -251,6 +251,13 @@ async fn version(ctx: Ctx, args: VersionCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `show` commands: GET `path` on `remote` and print the object as LXD's YAML.
+pub async fn show<T: serde::de::DeserializeOwned + serde::Serialize>(ctx: &Ctx, remote: &str, path: &str) -> anyhow::Result<()> {
+    let value: T = ctx.connect(remote)?.get_json(path).await?;
+    print!("{}", format::yaml(&value)?);
+    Ok(())
+}
+
 /// Reads YAML for an `edit` command: standard input when it is not a terminal, else the
 /// user's editor on `current`.
 pub fn edit_text(current: &str) -> anyhow::Result<String> {

@@ -59,9 +59,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Show(s) => {
             let (remote, id) = ctx.remote_of(&s.operation);
-            let op: Operation = ctx.connect(&remote)?.get_json(&format!("/1.0/operations/{id}")).await?;
-            print!("{}", format::yaml(&op)?);
-            Ok(())
+            super::show::<Operation>(&ctx, &remote, &format!("/1.0/operations/{id}")).await
         }
         Cmd::Delete(d) => {
             let (remote, id) = ctx.remote_of(&d.operation);

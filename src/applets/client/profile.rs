@@ -165,9 +165,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Show(n) => {
             let (remote, name) = ctx.remote_of(&n.profile);
-            let p: Profile = ctx.connect(&remote)?.get_json(&url(name)).await?;
-            print!("{}", format::yaml(&p)?);
-            Ok(())
+            super::show::<Profile>(&ctx, &remote, &format!("/1.0/profiles/{name}")).await
         }
         Cmd::Create(c) => {
             let (remote, name) = ctx.remote_of(&c.profile);

@@ -120,9 +120,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Show(n) => {
             let (remote, name) = ctx.remote_of(&n.project);
-            let p: Project = ctx.connect(&remote)?.get_json(&url(name)).await?;
-            print!("{}", format::yaml(&p)?);
-            Ok(())
+            super::show::<Project>(&ctx, &remote, &format!("/1.0/projects/{name}")).await
         }
         Cmd::Create(c) => {
             let (remote, name) = ctx.remote_of(&c.project);

@@ -69,9 +69,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Show(n) => {
             let (remote, name) = ctx.remote_of(&n.pool);
-            let p: StoragePool = ctx.connect(&remote)?.get_json(&format!("/1.0/storage-pools/{name}")).await?;
-            print!("{}", format::yaml(&p)?);
-            Ok(())
+            super::show::<StoragePool>(&ctx, &remote, &format!("/1.0/storage-pools/{name}")).await
         }
         Cmd::Create(c) => {
             let (remote, name) = ctx.remote_of(&c.pool);
