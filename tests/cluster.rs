@@ -397,3 +397,18 @@ fn a_cut_off_minority_cannot_write_and_catches_up_after_healing() {
     }
     assert_eq!(ok(c.members[majority].lxc(&["config", "get", "user.minority"])).trim(), "", "a refused write appeared");
 }
+
+#[test]
+fn a_sixth_member_is_a_spare_that_still_reads_and_writes() {
+    let c = TestCluster::form(6);
+    let r = roles(&c, 0, std::path::Path::new(common::STOCK_LXC));
+    let voters = r.values().filter(|v| v.contains("database") && !v.contains("standby")).count();
+    let standbys = r.values().filter(|v| v.contains("database-standby")).count();
+    assert_eq!((voters, standbys), (3, 2), "{r:?}");
+    assert_eq!(r.get("node6").map(String::as_str), Some(""), "node6 holds no database role: {r:?}");
+    // The spare has no replica, yet it serves the global database through the others.
+    ok(c.members[5].lxc(&["config", "set", "user.spare", "6"]));
+    assert_eq!(ok(c.members[0].lxc(&["config", "get", "user.spare"])).trim(), "6");
+    assert_eq!(ok(c.members[5].lxc(&["config", "get", "user.spare"])).trim(), "6");
+    assert!(!c.members[5].lxd_dir().join("database/global/raft.db").exists());
+}

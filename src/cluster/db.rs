@@ -43,7 +43,8 @@ pub enum DbResponse {
 }
 
 pub struct ClusterDb {
-    pub raft: RaftHandle,
+    /// The local replica; None on a spare, which relays everything through the replicas.
+    pub raft: Option<RaftHandle>,
     pub transport: Arc<HttpTransport>,
     pub cluster_fingerprint: String,
     pub identity: KeyPairPem,
@@ -64,16 +65,21 @@ impl ClusterDb {
     async fn run(&self, req: DbRequest) -> Result<DbResponse, StoreError> {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
-            let st = self.raft.status();
-            let attempt = if st.is_leader {
-                self.local(&req).await
-            } else if st.leader != 0 {
-                match self.transport.address_of(st.leader) {
-                    Some(addr) => self.forward(&addr, &req).await,
-                    None => Err(Retry::Later),
+            let attempt = match &self.raft {
+                Some(raft) => {
+                    let st = raft.status();
+                    if st.is_leader {
+                        execute_on_leader(raft, &req).await
+                    } else if st.leader != 0 {
+                        match self.transport.address_of(st.leader) {
+                            Some(addr) => self.forward(&addr, &req).await,
+                            None => Err(Retry::Later),
+                        }
+                    } else {
+                        Err(Retry::Later)
+                    }
                 }
-            } else {
-                Err(Retry::Later)
+                None => self.through_any_replica(&req).await,
             };
             match attempt {
                 Ok(r) => return Ok(r),
@@ -86,8 +92,15 @@ impl ClusterDb {
         }
     }
 
-    async fn local(&self, req: &DbRequest) -> Result<DbResponse, Retry> {
-        execute_on_leader(&self.raft, req).await
+    /// A spare asks the replicas in turn; whichever answers relays to its leader.
+    async fn through_any_replica(&self, req: &DbRequest) -> Result<DbResponse, Retry> {
+        for address in self.transport.addresses().values() {
+            match self.forward(address, req).await {
+                Err(Retry::Later) => continue,
+                other => return other,
+            }
+        }
+        Err(Retry::Later)
     }
 }
 

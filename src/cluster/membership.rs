@@ -103,14 +103,14 @@ async fn start_runtime(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap
         transport.attach(h.clone());
         Some(h)
     };
+    let db = Arc::new(ClusterDb {
+        raft: handle.clone(),
+        transport: transport.clone(),
+        cluster_fingerprint: cluster_fingerprint.clone(),
+        identity: d.server_cert.clone(),
+    });
+    d.global.replicate(db);
     if let Some(h) = &handle {
-        let db = Arc::new(ClusterDb {
-            raft: h.clone(),
-            transport: transport.clone(),
-            cluster_fingerprint: cluster_fingerprint.clone(),
-            identity: d.server_cert.clone(),
-        });
-        d.global.replicate(db);
         spawn_raft_nodes_mirror(d.clone(), h.clone(), transport.clone());
     }
     let rt = Arc::new(Runtime { id, raft: handle, transport, cluster_fingerprint });

@@ -57,15 +57,24 @@ pub async fn raft_snapshot(daemon: &Daemon, req: &Request) -> HResult {
     Ok(Response::empty())
 }
 
-/// `POST /internal/db`: a global read or write forwarded by a member to this leader.
+/// `POST /internal/db`: a global read or write forwarded by another member. The leader runs it;
+/// any other replica relays it to the leader it knows.
 pub async fn db(daemon: &Daemon, req: &Request) -> HResult {
-    use crate::cluster::db::{DbRequest, Retry, execute_on_leader};
-    let node = replica(daemon)?;
-    if !node.status().is_leader {
-        return Err(Response::error(503, "not the leader"));
-    }
+    use crate::cluster::db::{DbRequest, DbResponse, Retry, execute_on_leader};
     let body: DbRequest = req.json()?;
-    match execute_on_leader(&node, &body).await {
+    let leader = daemon.cluster_runtime().and_then(|rt| rt.raft.clone()).filter(|r| r.status().is_leader);
+    let result = match leader {
+        Some(node) => execute_on_leader(&node, &body).await,
+        None => match &body {
+            DbRequest::Apply { batch } => {
+                daemon.global.apply(batch).await.map(|affected| DbResponse::Applied { affected }).map_err(Retry::Fail)
+            }
+            DbRequest::Query { stmt } => {
+                daemon.global.query(stmt).await.map(|rows| DbResponse::Rows { rows }).map_err(Retry::Fail)
+            }
+        },
+    };
+    match result {
         Ok(r) => Ok(Response::sync(r)),
         Err(Retry::Later) => Err(Response::error(503, "leadership changed")),
         Err(Retry::Fail(e)) => Err(crate::daemon::Error::from(e).into()),
