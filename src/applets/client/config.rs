@@ -201,12 +201,12 @@ async fn update(
     remote: &str,
     edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
 ) -> anyhow::Result<()> {
-    let conn = ctx.connect(remote)?;
-    let reply = conn.get("/1.0").await?;
-    let mut config = reply.envelope.metadata.get("config").and_then(|c| c.as_object()).cloned().unwrap_or_default();
-    edit(&mut config);
-    let body = serde_json::json!({ "config": config });
-    conn.request("PUT", "/1.0", Some(&body), reply.etag().as_deref()).await?;
+    super::modify(ctx, remote, "/1.0", |server: serde_json::Value| {
+        let mut config = server.get("config").and_then(|c| c.as_object()).cloned().unwrap_or_default();
+        edit(&mut config);
+        Ok(serde_json::json!({ "config": config }))
+    })
+    .await?;
     Ok(())
 }
 

@@ -258,6 +258,22 @@ pub async fn show<T: serde::de::DeserializeOwned + serde::Serialize>(ctx: &Ctx, 
     Ok(())
 }
 
+/// Read-modify-write as LXD's client does it: GET `path` as `T`, let `edit` turn it into the
+/// body, PUT that back with the ETag.
+pub async fn modify<T: serde::de::DeserializeOwned, B: serde::Serialize>(
+    ctx: &Ctx,
+    remote: &str,
+    path: &str,
+    edit: impl FnOnce(T) -> anyhow::Result<B>,
+) -> anyhow::Result<()> {
+    let conn = ctx.connect(remote)?;
+    let reply = conn.get(path).await?;
+    let etag = reply.etag();
+    let body = edit(serde_json::from_value(reply.envelope.metadata)?)?;
+    conn.request("PUT", path, Some(&serde_json::to_value(body)?), etag.as_deref()).await?;
+    Ok(())
+}
+
 /// Reads YAML for an `edit` command: standard input when it is not a terminal, else the
 /// user's editor on `current`.
 pub fn edit_text(current: &str) -> anyhow::Result<String> {

@@ -140,17 +140,14 @@ fn url(name: &str) -> String {
     format!("/1.0/profiles/{name}")
 }
 
-/// GET the profile, let `edit` change its writable part, PUT it back with the ETag.
 async fn modify(ctx: &Ctx, arg: &str, edit: impl FnOnce(&mut ProfilePut) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let (remote, name) = ctx.remote_of(arg);
-    let conn = ctx.connect(&remote)?;
-    let reply = conn.get(&url(name)).await?;
-    let etag = reply.etag();
-    let p: Profile = serde_json::from_value(reply.envelope.metadata)?;
-    let mut put = ProfilePut { config: p.config, description: p.description, devices: p.devices };
-    edit(&mut put)?;
-    conn.request("PUT", &url(name), Some(&serde_json::to_value(put)?), etag.as_deref()).await?;
-    Ok(())
+    super::modify(ctx, &remote, &url(name), |p: Profile| {
+        let mut put = ProfilePut { config: p.config, description: p.description, devices: p.devices };
+        edit(&mut put)?;
+        Ok(put)
+    })
+    .await
 }
 
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {

@@ -76,14 +76,11 @@ fn url(name: &str) -> String {
 
 async fn modify(ctx: &Ctx, arg: &str, edit: impl FnOnce(&mut Project) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let (remote, name) = ctx.remote_of(arg);
-    let conn = ctx.connect(&remote)?;
-    let reply = conn.get(&url(name)).await?;
-    let etag = reply.etag();
-    let mut p: Project = serde_json::from_value(reply.envelope.metadata)?;
-    edit(&mut p)?;
-    let body = serde_json::json!({"config": p.config, "description": p.description});
-    conn.request("PUT", &url(name), Some(&body), etag.as_deref()).await?;
-    Ok(())
+    super::modify(ctx, &remote, &url(name), |mut p: Project| {
+        edit(&mut p)?;
+        Ok(serde_json::json!({"config": p.config, "description": p.description}))
+    })
+    .await
 }
 
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
