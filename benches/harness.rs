@@ -174,23 +174,24 @@ fn patch_profile(c: usize, i: u64) -> (&'static str, &'static str, Option<Vec<u8
     ("PATCH", "/1.0/profiles/default", Some(format!("{{\"config\":{{\"user.bench{c}\":\"{i}\"}}}}").into_bytes()))
 }
 
+/// Runs a client command once; its wall time if it succeeded.
+fn timed_run(program: &Path, args: &[&str], lxd_dir: &Path, conf: &Path) -> Option<f64> {
+    let t = Instant::now();
+    let ok = Command::new(program)
+        .args(args)
+        .env("LXD_DIR", lxd_dir)
+        .env("LXD_CONF", conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    ok.then(|| t.elapsed().as_secs_f64())
+}
+
+/// Median wall time of `runs` successful runs of a client command.
 fn time_command(program: &Path, args: &[&str], lxd_dir: &Path, conf: &Path, runs: usize) -> f64 {
-    let mut v = Vec::new();
-    for _ in 0..runs {
-        let t = Instant::now();
-        let ok = Command::new(program)
-            .args(args)
-            .env("LXD_DIR", lxd_dir)
-            .env("LXD_CONF", conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            v.push(t.elapsed().as_secs_f64());
-        }
-    }
+    let mut v: Vec<f64> = (0..runs).filter_map(|_| timed_run(program, args, lxd_dir, conf)).collect();
     median(&mut v)
 }
 
@@ -378,22 +379,10 @@ fn measure_cluster(daemon: &Path, base: u8, opts: &Opts) -> ClusterFigures {
     let conf = tempfile::tempdir().expect("conf");
     let stock = Path::new("/usr/bin/lxc");
     if stock.exists() {
-        let mut v = Vec::new();
-        for i in 0..30 {
-            let t = Instant::now();
-            let ok = Command::new(stock)
-                .args(["profile", "set", "default", "user.k", &format!("v{i}")])
-                .env("LXD_DIR", c.members[leader].dir.path())
-                .env("LXD_CONF", conf.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ok {
-                v.push(t.elapsed().as_secs_f64());
-            }
-        }
+        let dir = c.members[leader].dir.path();
+        let mut v: Vec<f64> = (0..30)
+            .filter_map(|i| timed_run(stock, &["profile", "set", "default", "user.k", &format!("v{i}")], dir, conf.path()))
+            .collect();
         f.cli_p50 = median(&mut v);
         f.cluster_list = time_command(stock, &["cluster", "list"], c.members[leader].dir.path(), conf.path(), 20);
     }
