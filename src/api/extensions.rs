@@ -321,3 +321,10 @@ pub const API_EXTENSIONS: &[&str] = &[
     "init_preseed",
     "cpu_hotplug",
 ];
+
+/// The number of API extensions this binary has, which members compare at join and upgrade.
+/// `RXD_TEST_EXTRA_API_EXTENSIONS=<n>` (tests only) adds `n`, to act as a newer version.
+pub fn count() -> i64 {
+    let extra = std::env::var("RXD_TEST_EXTRA_API_EXTENSIONS").ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    API_EXTENSIONS.len() as i64 + extra.max(0)
+}

@@ -330,7 +330,7 @@ async fn serve(group: Option<String>, debug: bool, verbose: bool, logfile: Optio
     {
         tracing::error!(address = %addr, error = %e, "cannot bind the HTTPS listener");
     }
-    rxd::cluster::membership::resume(&daemon).await.map_err(|e| anyhow::anyhow!("cannot resume cluster membership: {e}"))?;
+    rxd::cluster::runtime::resume(&daemon).await.map_err(|e| anyhow::anyhow!("cannot resume cluster membership: {e}"))?;
     tracing::info!(dir = %paths.dir.display(), "rxd daemon started");
     let server = tokio::spawn(rxd::api::http::serve_unix(daemon.clone(), listener));
 
@@ -342,13 +342,19 @@ async fn serve(group: Option<String>, debug: bool, verbose: bool, logfile: Optio
         _ = int.recv() => daemon.begin_shutdown(),
     }
     tracing::info!("shutting down");
+    if daemon.fatal_error().is_none() {
+        rxd::cluster::rebalance::leave_gracefully(&daemon).await;
+    }
     let _ = server.await;
     let _ = rxd::daemon::ListenerControl::set_https_address(&*https, None);
     // Let in-flight responses (such as the answer to `lxd shutdown`) reach their clients.
     tokio::time::sleep(Duration::from_millis(20)).await;
     daemon.close().await;
     let _ = std::fs::remove_file(&socket);
-    Ok(())
+    match daemon.fatal_error() {
+        Some(reason) => Err(anyhow::anyhow!(reason)),
+        None => Ok(()),
+    }
 }
 
 fn set_socket_access(socket: &std::path::Path, group: Option<&str>) -> anyhow::Result<()> {

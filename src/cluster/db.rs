@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::transport::HttpTransport;
+use super::runtime::Runtime;
 use crate::client::Connection;
 use crate::raft::{RaftError, RaftHandle};
 use crate::store::global::Replicated;
@@ -43,10 +43,9 @@ pub enum DbResponse {
 }
 
 pub struct ClusterDb {
-    /// The local replica; None on a spare, which relays everything through the replicas.
-    pub raft: Option<RaftHandle>,
-    pub transport: Arc<HttpTransport>,
-    pub cluster_fingerprint: String,
+    /// The member's cluster machinery: its replica (None on a spare, which relays everything
+    /// through the replicas) and its transport.
+    pub rt: Arc<Runtime>,
     pub identity: KeyPairPem,
 }
 
@@ -65,13 +64,13 @@ impl ClusterDb {
     async fn run(&self, req: DbRequest) -> Result<DbResponse, StoreError> {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
-            let attempt = match &self.raft {
+            let attempt = match self.rt.raft() {
                 Some(raft) => {
                     let st = raft.status();
                     if st.is_leader {
-                        execute_on_leader(raft, &req).await
+                        execute_on_leader(&raft, &req).await
                     } else if st.leader != 0 {
-                        match self.transport.address_of(st.leader) {
+                        match self.rt.transport.address_of(st.leader) {
                             Some(addr) => self.forward(&addr, &req).await,
                             None => Err(Retry::Later),
                         }
@@ -94,7 +93,7 @@ impl ClusterDb {
 
     /// A spare asks the replicas in turn; whichever answers relays to its leader.
     async fn through_any_replica(&self, req: &DbRequest) -> Result<DbResponse, Retry> {
-        for address in self.transport.addresses().values() {
+        for address in self.rt.transport.addresses().values() {
             match self.forward(address, req).await {
                 Err(Retry::Later) => continue,
                 other => return other,
@@ -130,9 +129,9 @@ pub async fn execute_on_leader(raft: &RaftHandle, req: &DbRequest) -> Result<DbR
 
 impl ClusterDb {
     async fn forward(&self, address: &str, req: &DbRequest) -> Result<DbResponse, Retry> {
-        let conn = Connection::https(address, ServerPin::Fingerprint(self.cluster_fingerprint.clone()), Some(&self.identity))
+        let conn = Connection::https(address, ServerPin::Fingerprint(self.rt.cluster_fingerprint.clone()), Some(&self.identity))
             .map_err(|_| Retry::Later)?
-            .bound_to(self.transport.source());
+            .bound_to(self.rt.transport.source());
         let body = serde_json::to_vec(req).map_err(|e| Retry::Fail(StoreError::Guard(e.to_string())))?;
         let sent = tokio::time::timeout(DEADLINE, conn.raw("POST", "/internal/db", Some(body), &[])).await;
         let Ok(Ok((status, _, bytes))) = sent else { return Err(Retry::Later) };

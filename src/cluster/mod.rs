@@ -1,12 +1,25 @@
-//! Cluster membership: bootstrapping a cluster, joining one and admitting joiners, roles, the
-//! raft transport between members, and the replicated global database seen from any member
-//! (locally on the leader, forwarded to it elsewhere).
+//! Cluster membership: bootstrapping a cluster, joining one and admitting joiners, join tokens,
+//! database roles and their rebalancing, heartbeats and member state, removal, rolling
+//! upgrades, forwarding and event relay between members, the raft transport, and the
+//! replicated global database seen from any member (locally on the leader, forwarded to it
+//! elsewhere).
 //!
 //! May call: daemon (state), raft, store, client, tls.
 
 pub mod db;
+pub mod forward;
+pub mod heartbeat;
+pub mod members;
 pub mod membership;
+pub mod pools;
+pub mod rebalance;
+pub mod relay;
+pub mod removal;
+pub mod roles;
+pub mod runtime;
+pub mod tokens;
 pub mod transport;
+pub mod upgrade;
 
 /// Raft role numbers as LXD stores them in `raft_nodes.role`.
 pub const ROLE_VOTER: i64 = 0;

@@ -96,6 +96,13 @@ impl HttpTransport {
         self.peers.read().ok()?.get(&id).map(|p| p.address.clone())
     }
 
+    /// Drops the links to peers that no longer hold a replica.
+    pub fn retain(&self, keep: impl Fn(u64) -> bool) {
+        if let Ok(mut peers) = self.peers.write() {
+            peers.retain(|id, _| keep(*id));
+        }
+    }
+
     pub fn addresses(&self) -> HashMap<u64, String> {
         self.peers.read().map(|p| p.iter().map(|(id, p)| (*id, p.address.clone())).collect()).unwrap_or_default()
     }

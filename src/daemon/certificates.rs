@@ -177,6 +177,12 @@ impl Daemon {
         self.insert_certificate(pem, req.name, kind, req.restricted, req.projects.unwrap_or_default()).await
     }
 
+    /// A joining member's certificate, admitted with a join token the cluster has consumed.
+    pub async fn add_joining_member_certificate(&self, req: CertificatesPost, connection_cert: Option<&[u8]>) -> Result<String> {
+        let pem = Self::requested_pem(&req, connection_cert)?;
+        self.insert_certificate(pem, req.name, global::certificates::TYPE_SERVER, false, Vec::new()).await
+    }
+
     pub async fn update_certificate(&self, fingerprint: &str, put: CertificatePut, patch: bool) -> Result<()> {
         let current = store_certs::get(&self.global, fingerprint).await?;
         let name = if patch && put.name.is_empty() { current.name.clone() } else { put.name };

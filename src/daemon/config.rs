@@ -133,6 +133,21 @@ pub fn effective_i64(config: &BTreeMap<String, String>, name: &str) -> i64 {
 }
 
 /// Checks one key and value; "" always resets a known key to its default.
+/// The member's cluster address: `cluster.https_address`, else a non-wildcard
+/// `core.https_address`.
+pub fn cluster_address(member: &std::collections::BTreeMap<String, String>) -> Result<String, String> {
+    if let Some(a) = member.get("cluster.https_address").filter(|a| !a.is_empty()) {
+        return parse_address(a, 8443);
+    }
+    let core = member.get("core.https_address").cloned().unwrap_or_default();
+    if is_wildcard(&core) {
+        return Err(format!(
+            "Cannot use wildcard core.https_address \"{core}\" for cluster.https_address. Please specify a new cluster.https_address or core.https_address"
+        ));
+    }
+    parse_address(&core, 8443)
+}
+
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
     let fail = |why: &str| Err(format!("cannot set '{name}' to '{value}': {why}"));
     if name.starts_with("user.") {

@@ -98,7 +98,7 @@ pub struct Daemon {
     /// with its fingerprint.
     listener_identity: RwLock<(KeyPairPem, String, Arc<rustls::ServerConfig>)>,
     /// The running cluster machinery (raft node, transport, replicated database), if clustered.
-    cluster: RwLock<Option<Arc<crate::cluster::membership::Runtime>>>,
+    cluster: RwLock<Option<Arc<crate::cluster::runtime::Runtime>>>,
     /// Serialises membership changes on this member.
     pub membership_lock: tokio::sync::Mutex<()>,
     /// Facts about the host probed once at start.
@@ -113,6 +113,8 @@ pub struct Daemon {
     pub config_lock: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Why the daemon stops on its own, when it does (reported as its exit error).
+    fatal: std::sync::Mutex<Option<String>>,
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
@@ -198,7 +200,7 @@ impl Daemon {
         global::nodes::ensure_standalone(
             &mut b,
             global::schema_version(),
-            crate::api::extensions::API_EXTENSIONS.len() as i64,
+            crate::api::extensions::count(),
             architecture_id(),
             &now,
         );
@@ -228,6 +230,7 @@ impl Daemon {
             config_lock: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,
+            fatal: std::sync::Mutex::new(None),
             _lock: lock,
         });
         daemon.refresh_trust().await.map_err(|e| StartError::Store(crate::store::StoreError::Guard(e.to_string())))?;
@@ -244,7 +247,7 @@ impl Daemon {
 
     /// Reloads the in-memory trust cache from the trust store.
     pub async fn refresh_trust(&self) -> Result<()> {
-        let replica = self.cluster_runtime().and_then(|rt| rt.raft.clone());
+        let replica = self.cluster_runtime().and_then(|rt| rt.raft());
         let certs = match replica {
             Some(raft) => {
                 let db = raft.state_machine.database();
@@ -282,6 +285,13 @@ impl Daemon {
             for (fp, name) in certs {
                 t.insert(fp, Trusted { kind: global::certificates::TYPE_SERVER, name });
             }
+        }
+    }
+
+    /// Forgets the member certificates trusted while joining (after leaving the cluster).
+    pub fn clear_member_trust(&self) {
+        if let Ok(mut t) = self.member_trust.write() {
+            t.clear();
         }
     }
 
@@ -333,11 +343,11 @@ impl Daemon {
         Ok(())
     }
 
-    pub fn cluster_runtime(&self) -> Option<Arc<crate::cluster::membership::Runtime>> {
+    pub fn cluster_runtime(&self) -> Option<Arc<crate::cluster::runtime::Runtime>> {
         self.cluster.read().ok()?.clone()
     }
 
-    pub fn set_cluster_runtime(&self, rt: Option<Arc<crate::cluster::membership::Runtime>>) {
+    pub fn set_cluster_runtime(&self, rt: Option<Arc<crate::cluster::runtime::Runtime>>) {
         if let Ok(mut c) = self.cluster.write() {
             *c = rt;
         }
@@ -348,6 +358,18 @@ impl Daemon {
         if !self.shutting_down.swap(true, Ordering::SeqCst) {
             let _ = self.shutdown.send(true);
         }
+    }
+
+    /// Stops the daemon because it cannot go on; `serve` reports `reason` as its error.
+    pub fn fail(&self, reason: &str) {
+        if let Ok(mut f) = self.fatal.lock() {
+            f.get_or_insert_with(|| reason.to_string());
+        }
+        self.begin_shutdown();
+    }
+
+    pub fn fatal_error(&self) -> Option<String> {
+        self.fatal.lock().ok()?.clone()
     }
 
     /// Resolves once shutdown has begun (immediately if it already has).

@@ -136,7 +136,11 @@ impl Daemon {
     /// The server name: the member's name once clustered, else the host name.
     pub async fn server_name(&self) -> Result<String> {
         let nodes = global::nodes::list(&self.global).await?;
-        let name = nodes.iter().find(|n| n.address != global::nodes::STANDALONE_ADDRESS).map(|n| n.name.clone());
+        let own = config::cluster_address(&self.local.config().await?).ok();
+        let name = nodes
+            .iter()
+            .find(|n| n.address != global::nodes::STANDALONE_ADDRESS && Some(&n.address) == own.as_ref())
+            .map(|n| n.name.clone());
         Ok(name.unwrap_or_else(|| {
             nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
         }))

@@ -17,6 +17,8 @@ use crate::daemon::events::{TYPE_LIFECYCLE, TYPE_LOGGING, TYPE_OPERATION};
 struct Filter {
     types: Vec<String>,
     project: Option<String>,
+    /// Another cluster member listening: only this member's own events go to it.
+    own_only: bool,
 }
 
 fn parse_filter(query: &HashMap<String, String>) -> Result<Filter, Response> {
@@ -34,7 +36,11 @@ fn parse_filter(query: &HashMap<String, String>) -> Result<Filter, Response> {
     if all_projects && project.is_some() {
         return Err(Response::error(400, "Cannot specify a project when requesting all projects"));
     }
-    Ok(Filter { types, project: if all_projects { None } else { Some(project.unwrap_or_else(|| "default".into())) } })
+    Ok(Filter {
+        types,
+        project: if all_projects { None } else { Some(project.unwrap_or_else(|| "default".into())) },
+        own_only: false,
+    })
 }
 
 pub fn upgrade(daemon: Arc<Daemon>, ws: Ws, query: HashMap<String, String>, peer: PeerInfo) -> warp::reply::Response {
@@ -43,12 +49,20 @@ pub fn upgrade(daemon: Arc<Daemon>, ws: Ws, query: HashMap<String, String>, peer
         super::Transport::Tls => peer.fingerprint.as_deref().is_some_and(|fp| daemon.is_trusted_client(fp)),
     };
     if !trusted {
+        // The certificate may be a member's that joined a moment ago: reload for its retry.
+        let d = daemon.clone();
+        tokio::spawn(async move { d.refresh_trust().await });
         return Response::error(403, "not authorized").into_reply();
     }
-    let filter = match parse_filter(&query) {
+    let mut filter = match parse_filter(&query) {
         Ok(f) => f,
         Err(r) => return r.into_reply(),
     };
+    filter.own_only = peer
+        .fingerprint
+        .as_deref()
+        .and_then(|fp| daemon.trusted(fp))
+        .is_some_and(|t| t.kind == crate::store::global::certificates::TYPE_SERVER);
     use warp::Reply;
     ws.on_upgrade(move |socket| serve(daemon, socket, filter)).into_response()
 }
@@ -69,6 +83,9 @@ async fn serve(daemon: Arc<Daemon>, socket: WebSocket, filter: Filter) {
             ev = rx.recv() => match ev {
                 Ok(ev) => {
                     if !filter.types.iter().any(|t| *t == ev.kind) {
+                        continue;
+                    }
+                    if filter.own_only && ev.location != daemon.events.location() {
                         continue;
                     }
                     if let (Some(p), false) = (&filter.project, ev.project.is_empty())

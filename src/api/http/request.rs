@@ -33,6 +33,8 @@ pub struct Request {
     pub path: String,
     pub segments: Vec<String>,
     pub query: HashMap<String, String>,
+    /// The query string as received (for forwarding).
+    pub raw_query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub peer: PeerInfo,
@@ -92,6 +94,11 @@ impl Request {
             Some(p) if !p.is_empty() => p.to_string(),
             _ => "default".into(),
         }
+    }
+
+    /// Path and query as received, for forwarding to another member.
+    pub fn uri(&self) -> String {
+        if self.raw_query.is_empty() { self.path.clone() } else { format!("{}?{}", self.path, self.raw_query) }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

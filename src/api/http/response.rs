@@ -40,6 +40,18 @@ impl Response {
     pub fn created(location: String) -> Response {
         Response::Sync { code: 201, metadata: serde_json::Value::Null, etag: None, location: Some(location) }
     }
+    /// Another member's answer, passed on unchanged.
+    pub fn forwarded(status: u16, headers: &http::HeaderMap, body: bytes::Bytes) -> Response {
+        let mut resp = warp::reply::Response::new(body.into());
+        *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+        for name in [http::header::CONTENT_TYPE, http::header::ETAG, http::header::LOCATION] {
+            if let Some(v) = headers.get(&name) {
+                resp.headers_mut().insert(name, v.clone());
+            }
+        }
+        Response::Raw(Box::new(resp))
+    }
+
     pub fn error(code: u16, message: impl Into<String>) -> Response {
         Response::Error { code, message: message.into() }
     }

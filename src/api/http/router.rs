@@ -76,7 +76,18 @@ async fn build(
         },
         (Transport::Tls, None) => (false, false),
     };
-    Request { method, path: path.to_string(), segments, query: parse_query(query), headers, body, peer, trusted, cluster }
+    Request {
+        method,
+        path: path.to_string(),
+        segments,
+        query: parse_query(query),
+        raw_query: query.to_string(),
+        headers,
+        body,
+        peer,
+        trusted,
+        cluster,
+    }
 }
 
 /// Which methods a known path accepts; None for unknown paths.
@@ -107,8 +118,8 @@ fn allowed(segments: &[&str]) -> Option<&'static [Method]> {
         ["1.0", "storage-pools"] => GET_POST,
         ["1.0", "storage-pools", _] => ITEM_NO_RENAME,
         ["1.0", "cluster"] => GET_PUT,
-        ["1.0", "cluster", "members"] => GET,
-        ["1.0", "cluster", "members", _] => GET,
+        ["1.0", "cluster", "members"] => GET_POST,
+        ["1.0", "cluster", "members", _] => ITEM,
         ["internal", "ready"] => GET,
         ["internal", "shutdown"] => PUT,
         ["internal", "raft"] => POST,
@@ -116,6 +127,11 @@ fn allowed(segments: &[&str]) -> Option<&'static [Method]> {
         ["internal", "db"] => POST,
         ["internal", "cluster", "accept"] => POST,
         ["internal", "cluster", "rebalance"] => POST,
+        ["internal", "cluster", "assign"] => POST,
+        ["internal", "cluster", "handover"] => POST,
+        ["internal", "cluster", "heartbeat"] => POST,
+        ["internal", "cluster", "token"] => POST,
+        ["internal", "cluster", "upgraded"] => POST,
         ["internal", "sql"] => GET_POST,
         _ => return None,
     })
@@ -141,6 +157,17 @@ async fn dispatch(daemon: Arc<Daemon>, req: Request) -> Response {
     if !req.trusted && !open_to_untrusted(&req.method, &segs) {
         return Response::error(403, "not authorized");
     }
+    if segs.first() != Some(&"internal")
+        && daemon.cluster_runtime().is_some_and(|rt| rt.waiting_for_upgrade.load(std::sync::atomic::Ordering::SeqCst))
+    {
+        return Response::error(
+            503,
+            "This member runs a newer version than other cluster members and waits for them to be upgraded",
+        );
+    }
+    if let Some(r) = handlers::forwarding::by_target(&daemon, &req, &segs).await {
+        return r;
+    }
     let result = match segs.as_slice() {
         [] => Ok(Response::sync(["/1.0"])),
         ["1.0"] => handlers::server::handle(&daemon, &req).await,
@@ -158,7 +185,7 @@ async fn dispatch(daemon: Arc<Daemon>, req: Request) -> Response {
         ["1.0", "storage-pools", name] => handlers::storage::item(&daemon, &req, name).await,
         ["1.0", "cluster"] => handlers::cluster::cluster(&daemon, &req).await,
         ["1.0", "cluster", "members"] => handlers::cluster::members(&daemon, &req).await,
-        ["1.0", "cluster", "members", name] => handlers::cluster::member(&daemon, name).await,
+        ["1.0", "cluster", "members", name] => handlers::cluster::member(&daemon, &req, name).await,
         ["internal", "ready"] => handlers::internal::ready(&daemon).await,
         ["internal", "shutdown"] => handlers::internal::shutdown(&daemon).await,
         ["internal", "raft"] => handlers::internal::raft(&daemon, &req).await,
@@ -166,6 +193,11 @@ async fn dispatch(daemon: Arc<Daemon>, req: Request) -> Response {
         ["internal", "db"] => handlers::internal::db(&daemon, &req).await,
         ["internal", "cluster", "accept"] => handlers::cluster::accept(&daemon, &req).await,
         ["internal", "cluster", "rebalance"] => handlers::cluster::rebalance(&daemon, &req).await,
+        ["internal", "cluster", "assign"] => handlers::cluster::assign(&daemon, &req).await,
+        ["internal", "cluster", "handover"] => handlers::cluster::handover(&daemon, &req).await,
+        ["internal", "cluster", "heartbeat"] => handlers::cluster::heartbeat(&daemon, &req).await,
+        ["internal", "cluster", "token"] => handlers::cluster::token(&daemon, &req).await,
+        ["internal", "cluster", "upgraded"] => handlers::cluster::upgraded(&daemon).await,
         ["internal", "sql"] => handlers::internal::sql(&daemon, &req).await,
         _ => Ok(Response::error(404, "not found")),
     };

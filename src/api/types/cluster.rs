@@ -88,6 +88,8 @@ pub struct AcceptRequest {
     pub api: i64,
     #[serde(default)]
     pub architecture: i64,
+    #[serde(default, deserialize_with = "super::nullable")]
+    pub storage_pools: Vec<super::StoragePool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -95,4 +97,81 @@ pub struct AcceptResponse {
     pub raft_nodes: Vec<RaftMember>,
     /// The cluster certificate's private key (PEM).
     pub private_key: String,
+}
+
+/// `PUT/PATCH /1.0/cluster/members/<name>`: the writable part of a member.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClusterMemberPut {
+    #[serde(default, deserialize_with = "super::nullable")]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub failure_domain: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, deserialize_with = "super::nullable")]
+    pub config: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "super::nullable")]
+    pub groups: Vec<String>,
+}
+
+/// `POST /1.0/cluster/members` (a join token) and `POST /1.0/cluster/members/<name>` (rename).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClusterMemberPost {
+    #[serde(default)]
+    pub server_name: String,
+}
+
+/// The join token as `lxc cluster add` prints it (base64 of this JSON).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClusterJoinToken {
+    pub server_name: String,
+    pub fingerprint: String,
+    pub addresses: Vec<String>,
+    pub secret: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub expires_at: String,
+}
+
+impl ClusterJoinToken {
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Decodes a token; None when the text is not one.
+    pub fn decode(text: &str) -> Option<ClusterJoinToken> {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()?;
+        let t: ClusterJoinToken = serde_json::from_slice(&raw).ok()?;
+        (!t.secret.is_empty() && !t.server_name.is_empty()).then_some(t)
+    }
+}
+
+/// `POST /internal/cluster/heartbeat`: the leader's periodic message to every member.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Every member with its database role (spares included).
+    pub members: Vec<RaftMember>,
+    /// The highest (schema, API count) any member runs.
+    pub schema: i64,
+    pub api: i64,
+    pub time: String,
+    /// The sender's raft id (the leader).
+    #[serde(default)]
+    pub leader: u64,
+}
+
+/// `POST /internal/cluster/assign`: the leader gives the receiver the role listed for it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AssignRequest {
+    pub raft_nodes: Vec<RaftMember>,
+    /// A new replica answers once it has applied at least this index.
+    #[serde(default)]
+    pub catch_up_to: u64,
+}
+
+/// `POST /internal/cluster/handover`: a member shutting down asks the leader to pass its role on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HandoverRequest {
+    pub address: String,
 }

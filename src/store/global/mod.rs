@@ -18,9 +18,10 @@ use super::db::{Database, Rows};
 use super::migrate::Migration;
 use super::value::{Batch, Stmt};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
 CREATE TABLE config (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     key TEXT NOT NULL,
@@ -140,7 +141,38 @@ INSERT INTO projects_config (project_id, key, value) VALUES
     (1, 'features.storage.volumes', 'true');
 INSERT INTO profiles (id, name, description, project_id) VALUES (1, 'default', 'Default LXD profile', 1);
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        sql: "
+CREATE TABLE nodes_config (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    node_id INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    UNIQUE (node_id, key)
+);
+CREATE TABLE nodes_roles (
+    node_id INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    role INTEGER NOT NULL,
+    UNIQUE (node_id, role)
+);
+CREATE TABLE cluster_groups (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    UNIQUE (name)
+);
+CREATE TABLE nodes_cluster_groups (
+    node_id INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    group_id INTEGER NOT NULL REFERENCES cluster_groups (id) ON DELETE CASCADE,
+    UNIQUE (node_id, group_id)
+);
+INSERT INTO cluster_groups (id, name, description) VALUES (1, 'default', 'Default cluster group');
+INSERT INTO nodes_cluster_groups (node_id, group_id) SELECT id, 1 FROM nodes;
+",
+    },
+];
 
 /// The global schema version this binary writes: what members compare at join and upgrade.
 pub fn schema_version() -> i64 {
@@ -224,6 +256,15 @@ impl GlobalDb {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Goes back to the standalone backend on this member's file (after leaving a cluster).
+    pub async fn reopen_local(&self) -> Result<()> {
+        let db = Database::open(&self.path, MIGRATIONS).await?;
+        if let Ok(mut b) = self.backend.write() {
+            *b = Backend::Local(db);
+        }
+        Ok(())
     }
 
     /// Closes the standalone file (before the replicated state machine takes it over).

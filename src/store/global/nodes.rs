@@ -1,5 +1,8 @@
-//! Cluster members (`nodes` table). A standalone server has exactly one placeholder row named
+//! Cluster members (`nodes` and the tables hanging off it: member config, stored roles,
+//! failure domains, cluster groups). A standalone server has exactly one placeholder row named
 //! `none` at address `0.0.0.0`.
+
+use std::collections::{BTreeMap, HashMap};
 
 use super::GlobalDb;
 use crate::store::db::{int, text};
@@ -7,6 +10,14 @@ use crate::store::{Batch, Result, Stmt, Value};
 
 pub const STANDALONE_NAME: &str = "none";
 pub const STANDALONE_ADDRESS: &str = "0.0.0.0";
+
+/// `nodes.state`: a normal member, a joiner not yet admitted, an evacuated member.
+pub const STATE_CREATED: i64 = 0;
+pub const STATE_PENDING: i64 = 1;
+pub const STATE_EVACUATED: i64 = 2;
+
+/// Roles stored in `nodes_roles` (the database roles come from raft, not from here).
+pub const STORED_ROLES: &[(i64, &str)] = &[(1, "event-hub"), (2, "ovn-chassis")];
 
 #[derive(Clone, Debug)]
 pub struct Node {
@@ -19,9 +30,12 @@ pub struct Node {
     pub heartbeat: String,
     pub state: i64,
     pub arch: i64,
+    /// `default` when the member has none.
+    pub failure_domain: String,
 }
 
-const COLUMNS: &str = "id, name, description, address, schema, api_extensions, COALESCE(heartbeat, ''), state, arch";
+const COLUMNS: &str = "nodes.id, nodes.name, nodes.description, nodes.address, nodes.schema, nodes.api_extensions,
+    COALESCE(nodes.heartbeat, ''), nodes.state, nodes.arch, COALESCE(nodes_failure_domains.name, 'default')";
 
 fn from_row(r: &[Value]) -> Node {
     Node {
@@ -34,12 +48,141 @@ fn from_row(r: &[Value]) -> Node {
         heartbeat: text(r, 6),
         state: int(r, 7),
         arch: int(r, 8),
+        failure_domain: text(r, 9),
     }
 }
 
 pub async fn list(db: &GlobalDb) -> Result<Vec<Node>> {
-    let rows = db.query(&Stmt::new(format!("SELECT {COLUMNS} FROM nodes ORDER BY id"), vec![])).await?;
+    let rows = db
+        .query(&Stmt::new(
+            format!(
+                "SELECT {COLUMNS} FROM nodes LEFT JOIN nodes_failure_domains ON nodes_failure_domains.id = nodes.failure_domain_id ORDER BY nodes.id"
+            ),
+            vec![],
+        ))
+        .await?;
     Ok(rows.rows.iter().map(|r| from_row(r)).collect())
+}
+
+/// What a member carries besides its row: config, stored roles and groups.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    pub config: BTreeMap<String, String>,
+    pub roles: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// The extras of every member, by node id, in one read.
+pub async fn extras(db: &GlobalDb) -> Result<HashMap<i64, Extras>> {
+    let rows = db
+        .query(&Stmt::new(
+            "SELECT node_id, 'config', key, value FROM nodes_config
+             UNION ALL SELECT node_id, 'role', CAST(role AS TEXT), '' FROM nodes_roles
+             UNION ALL SELECT node_id, 'group', cluster_groups.name, '' FROM nodes_cluster_groups
+                JOIN cluster_groups ON cluster_groups.id = nodes_cluster_groups.group_id
+             ORDER BY 1, 2, 3",
+            vec![],
+        ))
+        .await?;
+    let mut out: HashMap<i64, Extras> = HashMap::new();
+    for r in &rows.rows {
+        let e = out.entry(int(r, 0)).or_default();
+        match text(r, 1).as_str() {
+            "config" => {
+                e.config.insert(text(r, 2), text(r, 3));
+            }
+            "role" => {
+                let id: i64 = text(r, 2).parse().unwrap_or(0);
+                if let Some((_, name)) = STORED_ROLES.iter().find(|(i, _)| *i == id) {
+                    e.roles.push(name.to_string());
+                }
+            }
+            _ => e.groups.push(text(r, 2)),
+        }
+    }
+    Ok(out)
+}
+
+/// The writable part of a member, as `PUT /1.0/cluster/members/<name>` replaces it.
+pub struct MemberUpdate<'a> {
+    pub description: &'a str,
+    pub config: &'a BTreeMap<String, String>,
+    pub roles: &'a [i64],
+    pub failure_domain: &'a str,
+    pub groups: &'a [String],
+}
+
+pub fn update(b: &mut Batch, id: i64, u: &MemberUpdate) {
+    b.push("UPDATE nodes SET description = ? WHERE id = ?", vec![u.description.into(), id.into()]);
+    b.push("DELETE FROM nodes_config WHERE node_id = ?", vec![id.into()]);
+    for (k, v) in u.config {
+        b.push("INSERT INTO nodes_config (node_id, key, value) VALUES (?, ?, ?)", vec![id.into(), k.into(), v.into()]);
+    }
+    b.push("DELETE FROM nodes_roles WHERE node_id = ?", vec![id.into()]);
+    for r in u.roles {
+        b.push("INSERT INTO nodes_roles (node_id, role) VALUES (?, ?)", vec![id.into(), (*r).into()]);
+    }
+    if u.failure_domain == "default" {
+        b.push("UPDATE nodes SET failure_domain_id = NULL WHERE id = ?", vec![id.into()]);
+    } else {
+        b.push("INSERT OR IGNORE INTO nodes_failure_domains (name) VALUES (?)", vec![u.failure_domain.into()]);
+        b.push(
+            "UPDATE nodes SET failure_domain_id = (SELECT id FROM nodes_failure_domains WHERE name = ?) WHERE id = ?",
+            vec![u.failure_domain.into(), id.into()],
+        );
+    }
+    b.push("DELETE FROM nodes_cluster_groups WHERE node_id = ?", vec![id.into()]);
+    for g in u.groups {
+        b.require_some("SELECT 1 FROM cluster_groups WHERE name = ?", vec![g.into()], format!("Cluster group \"{g}\" not found"));
+        b.push(
+            "INSERT INTO nodes_cluster_groups (node_id, group_id) SELECT ?, id FROM cluster_groups WHERE name = ?",
+            vec![id.into(), g.into()],
+        );
+    }
+}
+
+/// Admits a joiner's row (pending until it has caught up) in the default group.
+pub fn insert_pending(b: &mut Batch, name: &str, address: &str, schema: i64, api_extensions: i64, arch: i64, now: &str) {
+    b.push(
+        "INSERT INTO nodes (name, description, address, schema, api_extensions, heartbeat, state, arch) VALUES (?, '', ?, ?, ?, ?, ?, ?)",
+        vec![name.into(), address.into(), schema.into(), api_extensions.into(), now.into(), STATE_PENDING.into(), arch.max(1).into()],
+    );
+    b.push(
+        "INSERT INTO nodes_cluster_groups (node_id, group_id) SELECT nodes.id, 1 FROM nodes WHERE address = ?",
+        vec![address.into()],
+    );
+}
+
+/// The joiner caught up: it becomes a normal member.
+pub fn mark_created(b: &mut Batch, id: i64, now: &str) {
+    b.push(
+        "UPDATE nodes SET state = ?, heartbeat = ? WHERE id = ? AND state = ?",
+        vec![STATE_CREATED.into(), now.into(), id.into(), STATE_PENDING.into()],
+    );
+}
+
+pub fn rename(b: &mut Batch, old: &str, new: &str) {
+    b.require_none("SELECT 1 FROM nodes WHERE name = ?", vec![new.into()], "Conflict");
+    b.require_some("SELECT 1 FROM nodes WHERE name = ?", vec![old.into()], format!("Member '{old}' not found"));
+    b.push("UPDATE nodes SET name = ? WHERE name = ?", vec![new.into(), old.into()]);
+}
+
+/// Records a heartbeat (`now`) for the members that answered.
+pub fn heartbeat(b: &mut Batch, ids: &[i64], now: &str) {
+    for id in ids {
+        b.push("UPDATE nodes SET heartbeat = ? WHERE id = ?", vec![now.into(), (*id).into()]);
+    }
+}
+
+/// Records the version a member runs.
+pub fn set_version(b: &mut Batch, id: i64, schema: i64, api_extensions: i64) {
+    b.push("UPDATE nodes SET schema = ?, api_extensions = ? WHERE id = ?", vec![schema.into(), api_extensions.into(), id.into()]);
+}
+
+/// Forgets a member: its row (and what cascades from it) and its server certificate.
+pub fn delete(b: &mut Batch, id: i64, name: &str) {
+    b.push("DELETE FROM certificates WHERE type = 2 AND name = ?", vec![name.into()]);
+    b.push("DELETE FROM nodes WHERE id = ?", vec![id.into()]);
 }
 
 /// Makes sure the standalone placeholder row exists and records this binary's versions on it.
@@ -49,6 +192,10 @@ pub fn ensure_standalone(b: &mut Batch, schema: i64, api_extensions: i64, arch: 
         "INSERT INTO nodes (id, name, description, address, schema, api_extensions, heartbeat, state, arch)
          SELECT 1, ?, '', ?, ?, ?, ?, 0, ? WHERE NOT EXISTS (SELECT 1 FROM nodes)",
         vec![STANDALONE_NAME.into(), STANDALONE_ADDRESS.into(), schema.into(), api_extensions.into(), now.into(), arch.into()],
+    );
+    b.push(
+        "INSERT OR IGNORE INTO nodes_cluster_groups (node_id, group_id) SELECT id, 1 FROM nodes WHERE address = ?",
+        vec![STANDALONE_ADDRESS.into()],
     );
     b.push(
         "UPDATE nodes SET schema = ?, api_extensions = ?, heartbeat = ? WHERE address = ?",

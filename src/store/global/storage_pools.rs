@@ -134,3 +134,17 @@ pub async fn used_by_profiles(db: &GlobalDb, name: &str) -> Result<Vec<(String, 
         .await?;
     Ok(rows.rows.iter().map(|r| (text(r, 0), text(r, 1))).collect())
 }
+
+/// Records that member `node_id` has pool `name`, with its member-specific keys.
+pub fn add_member(b: &mut Batch, name: &str, node_id: i64, member_config: &BTreeMap<String, String>) {
+    b.push(
+        "INSERT OR IGNORE INTO storage_pools_nodes (storage_pool_id, node_id, state) VALUES ((SELECT id FROM storage_pools WHERE name = ?), ?, ?)",
+        vec![name.into(), node_id.into(), STATE_CREATED.into()],
+    );
+    for (k, v) in member_config {
+        b.push(
+            "INSERT OR REPLACE INTO storage_pools_config (storage_pool_id, node_id, key, value) VALUES ((SELECT id FROM storage_pools WHERE name = ?), ?, ?, ?)",
+            vec![name.into(), node_id.into(), k.into(), v.into()],
+        );
+    }
+}

@@ -18,6 +18,15 @@ pub async fn collection(daemon: &Daemon, req: &Request) -> HResult {
         _ => {
             let body: CertificatesPost = req.json()?;
             let conn = req.peer.cert_der.as_deref();
+            if !req.trusted
+                && let Some(token) = crate::api::ClusterJoinToken::decode(&body.password)
+            {
+                if !crate::cluster::tokens::consume(daemon, &token).await {
+                    return Err(Response::error(403, "No matching cluster join operation found"));
+                }
+                let fp = daemon.add_joining_member_certificate(body, conn).await?;
+                return Ok(Response::created(format!("/1.0/certificates/{fp}")));
+            }
             if !req.trusted {
                 let fp = daemon.add_certificate_untrusted(body, conn).await?;
                 return Ok(Response::created(format!("/1.0/certificates/{fp}")));

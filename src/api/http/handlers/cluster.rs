@@ -1,5 +1,5 @@
-//! `/1.0/cluster`, `/1.0/cluster/members[/<name>]` and the internal join endpoints
-//! (`/internal/cluster/accept`, `/internal/cluster/rebalance`).
+//! `/1.0/cluster`, `/1.0/cluster/members[/<name>]` and the internal membership endpoints
+//! (`/internal/cluster/{accept,rebalance,assign,handover,heartbeat,token,upgraded}`).
 
 use std::sync::Arc;
 
@@ -8,22 +8,63 @@ use http::Method;
 use super::{HResult, list_response};
 use crate::api::http::request::Request;
 use crate::api::http::response::{Response, etag_of};
-use crate::api::{AcceptRequest, Cluster, ClusterPut};
-use crate::client::Connection;
+use crate::api::{
+    AcceptRequest, AssignRequest, Cluster, ClusterMemberConfigKey, ClusterMemberPost, ClusterMemberPut, ClusterPut,
+    HandoverRequest, Heartbeat,
+};
 use crate::cluster::membership::{self, Plan};
+use crate::cluster::removal::{self, Removed};
+use crate::cluster::{forward, heartbeat, members, rebalance, runtime, tokens};
 use crate::daemon::Daemon;
 use crate::daemon::operations::{NewOp, OpClass};
-use crate::tls::ServerPin;
+
+/// The member-specific keys a joiner is asked for (`member_config`).
+async fn member_config(daemon: &Daemon) -> crate::daemon::Result<Vec<ClusterMemberConfigKey>> {
+    Ok(daemon
+        .storage_pools()
+        .await?
+        .into_iter()
+        .filter(|p| p.driver == "dir")
+        .map(|p| ClusterMemberConfigKey {
+            entity: "storage-pool".into(),
+            key: "source".into(),
+            value: String::new(),
+            description: format!("\"source\" property for storage pool \"{}\"", p.name),
+            name: p.name,
+        })
+        .collect())
+}
 
 pub async fn cluster(daemon: &Arc<Daemon>, req: &Request) -> HResult {
     if req.method == Method::GET {
         let clustered = daemon.cluster_runtime().is_some();
-        let server_name = if clustered { daemon.stored_config().await?.server_name } else { String::new() };
-        let c = Cluster { server_name, enabled: clustered, member_config: vec![] };
+        let (server_name, member_config) = if clustered {
+            (daemon.stored_config().await?.server_name, member_config(daemon).await?)
+        } else {
+            (String::new(), vec![])
+        };
+        let c = Cluster { server_name, enabled: clustered, member_config };
         let etag = etag_of(&c);
         return Ok(Response::sync_etag(c, etag));
     }
     let body: ClusterPut = req.json()?;
+    if !body.enabled {
+        if !body.server_name.is_empty() {
+            return Err(Response::error(400, "ServerName must be empty when disabling clustering"));
+        }
+        if daemon.cluster_runtime().is_none() {
+            return Err(Response::error(400, "This server is not clustered"));
+        }
+        // Answer first: the member asking is waiting for this reply.
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if let Err(e) = removal::reset_to_standalone(&d).await {
+                tracing::error!(error = %e, "resetting to a standalone server failed");
+            }
+        });
+        return Ok(Response::empty());
+    }
     let plan = membership::plan(daemon, body).await?;
     let d = daemon.clone();
     let (description, work): (&str, crate::util::BoxFuture<'static, crate::daemon::Result<()>>) = match plan {
@@ -51,43 +92,65 @@ fn not_clustered(daemon: &Daemon) -> Result<(), Response> {
     }
 }
 
-pub async fn members(daemon: &Daemon, req: &Request) -> HResult {
+pub async fn members(daemon: &Arc<Daemon>, req: &Request) -> HResult {
+    if req.method == Method::POST {
+        let body: ClusterMemberPost = req.json()?;
+        let op = tokens::create(daemon, &body.server_name).await?;
+        return Ok(Response::Async(op));
+    }
     not_clustered(daemon)?;
-    let members = membership::members(daemon).await?;
-    Ok(list_response(req, members, |m| format!("/1.0/cluster/members/{}", m.server_name)))
+    let list = members::list(daemon).await?;
+    Ok(list_response(req, list, |m| format!("/1.0/cluster/members/{}", m.server_name)))
 }
 
-pub async fn member(daemon: &Daemon, name: &str) -> HResult {
+pub async fn member(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
     not_clustered(daemon)?;
-    let m = membership::members(daemon)
-        .await?
-        .into_iter()
-        .find(|m| m.server_name == name)
-        .ok_or_else(|| Response::error(404, "Cluster member not found"))?;
-    let etag = etag_of(&(&m.roles, &m.failure_domain, &m.description, &m.config, &m.groups));
-    Ok(Response::sync_etag(m, etag))
+    match req.method {
+        Method::GET => {
+            let m = members::get(daemon, name).await?;
+            let etag = etag_of(&members::writable(&m));
+            Ok(Response::sync_etag(m, etag))
+        }
+        Method::PUT | Method::PATCH => {
+            let current = members::get(daemon, name).await?;
+            req.check_etag(&etag_of(&members::writable(&current)))?;
+            let body: ClusterMemberPut = req.json()?;
+            members::update(daemon, name, body, req.method == Method::PATCH).await?;
+            Ok(Response::empty())
+        }
+        Method::POST => {
+            let body: ClusterMemberPost = req.json()?;
+            members::rename(daemon, name, &body.server_name).await?;
+            Ok(Response::empty())
+        }
+        _ => {
+            let force = req.query("force") == Some("1");
+            for _ in 0..3 {
+                if let Some(r) = to_leader(daemon, req).await {
+                    return Ok(r);
+                }
+                match removal::remove(daemon, name, force).await? {
+                    Removed::Done => return Ok(Response::empty()),
+                    Removed::LeadershipMoved => continue,
+                }
+            }
+            Err(Response::error(503, "The cluster leader kept changing; try again"))
+        }
+    }
 }
 
 /// Relays a request to the raft leader when this member is not it.
 async fn to_leader(daemon: &Daemon, req: &Request) -> Option<Response> {
     let rt = daemon.cluster_runtime()?;
-    let raft = rt.raft.clone()?;
-    let st = raft.status();
-    if st.is_leader || st.leader == 0 {
+    if rt.is_leader() {
         return None;
     }
-    let address = rt.transport.address_of(st.leader)?;
-    let conn = Connection::https(&address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&daemon.server_cert))
-        .ok()?
-        .bound_to(rt.transport.source());
-    let path = req.path.clone();
-    match conn.raw(req.method.as_str(), &path, Some(req.body.to_vec()), &[]).await {
-        Ok((status, _, body)) => {
-            let mut resp = warp::reply::Response::new(body.into());
-            *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-            resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-            Some(Response::Raw(Box::new(resp)))
-        }
+    let Some(address) = rt.leader_address() else {
+        return Some(Response::error(503, "Unable to find leader address"));
+    };
+    let body = (!req.body.is_empty()).then(|| req.body.to_vec());
+    match forward::send(daemon, &address, req.method.as_str(), &req.uri(), body, &[]).await {
+        Ok((status, headers, body)) => Some(Response::forwarded(status, &headers, body)),
         Err(e) => Some(Response::error(503, format!("Failed to reach the cluster leader: {e}"))),
     }
 }
@@ -104,6 +167,66 @@ pub async fn rebalance(daemon: &Arc<Daemon>, req: &Request) -> HResult {
     if let Some(r) = to_leader(daemon, req).await {
         return Ok(r);
     }
-    membership::rebalance(daemon).await?;
+    rebalance::rebalance(daemon).await?;
     Ok(Response::sync(serde_json::Value::Null))
+}
+
+pub async fn handover(daemon: &Arc<Daemon>, req: &Request) -> HResult {
+    if let Some(r) = to_leader(daemon, req).await {
+        return Ok(r);
+    }
+    let body: HandoverRequest = req.json()?;
+    Ok(Response::sync(rebalance::handover(daemon, &body.address).await?))
+}
+
+/// `POST /internal/cluster/assign`: the leader gives this member a new database role.
+pub async fn assign(daemon: &Arc<Daemon>, req: &Request) -> HResult {
+    let body: AssignRequest = req.json()?;
+    if body.raft_nodes.is_empty() {
+        return Err(Response::error(400, "No raft members provided"));
+    }
+    let rt = daemon.cluster_runtime().ok_or_else(|| Response::error(400, "This server is not clustered"))?;
+    {
+        let _guard = daemon.membership_lock.lock().await;
+        runtime::reconcile_role(daemon, &rt, &body.raft_nodes).await?;
+    }
+    if let Some(raft) = rt.raft() {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while raft.status().applied < body.catch_up_to {
+            if tokio::time::Instant::now() > deadline {
+                return Err(Response::error(503, "Timeout waiting for the database to replicate to this member"));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    Ok(Response::sync(serde_json::Value::Null))
+}
+
+pub async fn heartbeat(daemon: &Arc<Daemon>, req: &Request) -> HResult {
+    let body: Heartbeat = req.json()?;
+    heartbeat::receive(daemon, body).await?;
+    Ok(Response::empty())
+}
+
+/// `POST /internal/cluster/token`: another member asks whether this member issued a join token.
+pub async fn token(daemon: &Arc<Daemon>, req: &Request) -> HResult {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        server_name: String,
+        secret: String,
+    }
+    let body: Body = req.json()?;
+    if tokens::consume_local(daemon, &body.server_name, &body.secret) {
+        Ok(Response::empty())
+    } else {
+        Err(Response::error(404, "No matching cluster join operation found"))
+    }
+}
+
+/// `POST /internal/cluster/upgraded`: another member's version changed.
+pub async fn upgraded(daemon: &Arc<Daemon>) -> HResult {
+    if let Some(rt) = daemon.cluster_runtime() {
+        rt.upgrade_wake.notify_one();
+    }
+    Ok(Response::empty())
 }

@@ -19,10 +19,7 @@ pub async fn shutdown(daemon: &Daemon) -> HResult {
 }
 
 fn replica(daemon: &Daemon) -> Result<crate::raft::RaftHandle, Response> {
-    daemon
-        .cluster_runtime()
-        .and_then(|rt| rt.raft.clone())
-        .ok_or_else(|| Response::error(503, "This member holds no database replica"))
+    daemon.cluster_runtime().and_then(|rt| rt.raft()).ok_or_else(|| Response::error(503, "This member holds no database replica"))
 }
 
 /// `POST /internal/raft`: a batch of raft messages from a peer.
@@ -62,7 +59,12 @@ pub async fn raft_snapshot(daemon: &Daemon, req: &Request) -> HResult {
 pub async fn db(daemon: &Daemon, req: &Request) -> HResult {
     use crate::cluster::db::{DbRequest, DbResponse, Retry, execute_on_leader};
     let body: DbRequest = req.json()?;
-    let leader = daemon.cluster_runtime().and_then(|rt| rt.raft.clone()).filter(|r| r.status().is_leader);
+    let replica = daemon.cluster_runtime().and_then(|rt| rt.raft());
+    // A spare relays through the replicas; it must not be a relay for them in turn.
+    if replica.is_none() {
+        return Err(Response::error(503, "This member holds no database replica"));
+    }
+    let leader = replica.filter(|r| r.status().is_leader);
     let result = match leader {
         Some(node) => execute_on_leader(&node, &body).await,
         None => match &body {

@@ -3,6 +3,7 @@
 
 pub mod certificates;
 pub mod cluster;
+pub mod forwarding;
 pub mod internal;
 pub mod operations;
 pub mod profiles;

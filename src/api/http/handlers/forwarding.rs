@@ -1,0 +1,77 @@
+//! Requests answered by another member: `?target=<member>` on the endpoints that honour it, and
+//! operations that live on another member.
+
+use std::sync::Arc;
+
+use http::Method;
+
+use crate::api::http::request::Request;
+use crate::api::http::response::Response;
+use crate::cluster::forward;
+use crate::daemon::Daemon;
+
+/// Whether `?target=` selects the member that answers this request.
+fn honours_target(method: &Method, segments: &[&str]) -> bool {
+    let read_write = matches!(*method, Method::GET | Method::PUT | Method::PATCH);
+    matches!(segments, ["1.0"] | ["1.0", "storage-pools", _] | ["1.0", "resources"]) && read_write
+}
+
+/// Forwards the request to `?target=<member>` when that is another member.
+pub async fn by_target(daemon: &Arc<Daemon>, req: &Request, segments: &[&str]) -> Option<Response> {
+    let target = req.query("target").filter(|t| !t.is_empty())?;
+    if !honours_target(&req.method, segments) || daemon.cluster_runtime().is_none() {
+        return None;
+    }
+    let address = match forward::resolve_target(daemon, target).await {
+        Ok(None) => return None,
+        Ok(Some(a)) => a,
+        Err(e) => return Some(e.into()),
+    };
+    let body = (!req.body.is_empty()).then(|| req.body.to_vec());
+    let mut headers = Vec::new();
+    if let Some(v) = req.header("if-match") {
+        headers.push(("If-Match", v.to_string()));
+    }
+    Some(match forward::send(daemon, &address, req.method.as_str(), &req.uri(), body, &headers).await {
+        Ok((status, headers, body)) => Response::forwarded(status, &headers, body),
+        Err(e) => e.into(),
+    })
+}
+
+/// Asks the other online members for an operation this member does not have; the first that
+/// knows it answers.
+pub async fn operation_elsewhere(daemon: &Arc<Daemon>, req: &Request) -> Option<Response> {
+    if req.cluster {
+        return None;
+    }
+    for address in forward::online_others(daemon).await.ok()? {
+        if let Ok((status, headers, body)) = forward::send(daemon, &address, req.method.as_str(), &req.uri(), None, &[]).await
+            && status != 404
+        {
+            return Some(Response::forwarded(status, &headers, body));
+        }
+    }
+    None
+}
+
+/// The operations of the other online members (as URLs or objects), for merging.
+pub async fn operations_elsewhere(daemon: &Arc<Daemon>, req: &Request) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    if req.cluster {
+        return out;
+    }
+    let Ok(others) = forward::online_others(daemon).await else { return out };
+    for address in others {
+        if let Ok((200, _, body)) = forward::send(daemon, &address, "GET", &req.uri(), None, &[]).await
+            && let Ok(env) = serde_json::from_slice::<crate::api::Envelope>(&body)
+            && let serde_json::Value::Object(groups) = env.metadata
+        {
+            for (status, items) in groups {
+                if let serde_json::Value::Array(items) = items {
+                    out.extend(items.into_iter().map(|i| (status.clone(), i)));
+                }
+            }
+        }
+    }
+    out
+}

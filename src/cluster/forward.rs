@@ -1,0 +1,60 @@
+//! Forwarding API requests between members: `?target=<member>` and operations that live on
+//! another member. The request goes to the member's cluster address with this member's server
+//! certificate, pinning the cluster certificate; the answer comes back unchanged.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::rebalance::{heartbeat_fresh, offline_threshold};
+use crate::client::Connection;
+use crate::daemon::{Daemon, Error, Result};
+use crate::store::global::{self, nodes as store_nodes};
+use crate::tls::ServerPin;
+use crate::util::time;
+
+/// Where `?target=<name>` points: None for this member itself, else the member's address.
+pub async fn resolve_target(d: &Daemon, name: &str) -> Result<Option<String>> {
+    let rt = d.cluster_runtime().ok_or_else(|| Error::BadRequest("The target parameter is only valid in a cluster".into()))?;
+    let node = global::nodes::list(&d.global)
+        .await?
+        .into_iter()
+        .find(|n| n.name == name && n.state != store_nodes::STATE_PENDING)
+        .ok_or_else(|| Error::NotFound(format!("No cluster member called '{name}'")))?;
+    Ok((node.id as u64 != rt.id).then_some(node.address))
+}
+
+/// The addresses of the other members that are online.
+pub async fn online_others(d: &Daemon) -> Result<Vec<String>> {
+    let Some(rt) = d.cluster_runtime() else { return Ok(Vec::new()) };
+    let cfg = global::config::get_all(&d.global).await?;
+    let threshold = offline_threshold(&cfg);
+    let now = time::now_nanos();
+    Ok(global::nodes::list(&d.global)
+        .await?
+        .into_iter()
+        .filter(|n| n.id as u64 != rt.id && n.state != store_nodes::STATE_PENDING && heartbeat_fresh(n, threshold, now))
+        .map(|n| n.address)
+        .collect())
+}
+
+/// Sends one request to the member at `address`; returns its status, headers and body.
+pub async fn send(
+    d: &Daemon,
+    address: &str,
+    method: &str,
+    path_and_query: &str,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, String)],
+) -> Result<(u16, http::HeaderMap, Bytes)> {
+    let rt = d.cluster_runtime().ok_or_else(|| Error::BadRequest("This server is not clustered".into()))?;
+    let mut conn = Connection::https(address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert))
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .bound_to(rt.transport.source());
+    conn.user_agent = super::NOTIFIER_AGENT.into();
+    match tokio::time::timeout(Duration::from_secs(30), conn.raw(method, path_and_query, body, headers)).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(Error::Unavailable(format!("Missing event connection with target cluster member: {e}"))),
+        Err(_) => Err(Error::Unavailable("Missing event connection with target cluster member".into())),
+    }
+}

@@ -1,0 +1,121 @@
+//! Heartbeats. The raft leader contacts every member each `cluster.offline_threshold / 2`,
+//! telling it the member list with database roles and the highest version in the cluster, and
+//! records who answered in `nodes.heartbeat`; a member whose last heartbeat is older than the
+//! threshold is OFFLINE. After each round the leader rebalances roles. A member receiving a
+//! heartbeat takes the role listed for it and learns the other members' addresses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::rebalance::{self, current_members, offline_threshold};
+use super::runtime::{self, Runtime};
+use crate::api::Heartbeat;
+use crate::client::Connection;
+use crate::daemon::{Daemon, Error, Result};
+use crate::store::Batch;
+use crate::store::global::{self, nodes as store_nodes};
+use crate::tls::ServerPin;
+use crate::util::time;
+
+/// How long one member may take to answer a heartbeat.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+
+pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
+    tokio::spawn(async move {
+        let mut was_leader = false;
+        let mut next = tokio::time::Instant::now();
+        loop {
+            if rt.is_stopped() || d.is_shutting_down() {
+                return;
+            }
+            let leader = rt.is_leader();
+            if leader && (!was_leader || tokio::time::Instant::now() >= next) {
+                let interval = match round(&d, &rt).await {
+                    Ok(i) => i,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "heartbeat round failed");
+                        Duration::from_secs(1)
+                    }
+                };
+                next = tokio::time::Instant::now() + interval;
+            }
+            was_leader = leader;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = rt.heartbeat_now.notified() => next = tokio::time::Instant::now(),
+            }
+        }
+    });
+}
+
+async fn send(d: &Daemon, rt: &Runtime, address: &str, hb: &serde_json::Value) -> bool {
+    let Ok(conn) = Connection::https(address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert))
+    else {
+        return false;
+    };
+    let conn = conn.bound_to(rt.transport.source());
+    matches!(
+        tokio::time::timeout(ANSWER_WITHIN, conn.request("POST", "/internal/cluster/heartbeat", Some(hb), None)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// One heartbeat round; returns the time until the next.
+async fn round(d: &Arc<Daemon>, rt: &Arc<Runtime>) -> Result<Duration> {
+    let cfg = global::config::get_all(&d.global).await?;
+    let interval = offline_threshold(&cfg) / 2;
+    // A membership change in progress sends its own news; try again shortly.
+    let Ok(guard) = d.membership_lock.try_lock() else { return Ok(Duration::from_secs(1)) };
+    let members = current_members(d, rt).await?;
+    let all = global::nodes::list(&d.global).await?;
+    let (schema, api) = all.iter().map(|n| (n.schema, n.api_extensions)).max().unwrap_or_default();
+    let list: Vec<_> = members.iter().map(|(_, m)| m.clone()).collect();
+    let hb = Heartbeat { members: list.clone(), schema, api, time: time::rfc3339(time::now_nanos()), leader: rt.id };
+    let body = serde_json::to_value(&hb).map_err(|e| Error::Internal(e.to_string()))?;
+    let others = members.iter().filter(|(_, m)| m.id != rt.id);
+    let answers = futures_util::future::join_all(others.map(|(n, m)| {
+        let body = &body;
+        async move { (m.id, send(d, rt, &n.address, body).await) }
+    }))
+    .await;
+    drop(guard);
+    let mut alive: Vec<i64> = answers.iter().filter(|(_, ok)| *ok).map(|(id, _)| *id as i64).collect();
+    alive.push(rt.id as i64);
+    let mut b = Batch::new();
+    store_nodes::heartbeat(&mut b, &alive, &time::rfc3339(time::now_nanos()));
+    d.global.apply(&b).await?;
+    rt.set_members(list);
+    if members.len() > 1
+        && let Ok(_guard) = d.membership_lock.try_lock()
+        && let Err(e) = rebalance::rebalance_locked(d).await
+    {
+        tracing::warn!(error = %e, "rebalancing database roles failed");
+    }
+    Ok(interval)
+}
+
+/// A member's side of a heartbeat.
+pub async fn receive(d: &Arc<Daemon>, hb: Heartbeat) -> Result<()> {
+    if d.is_shutting_down() {
+        return Err(Error::Unavailable("Shutting down".into()));
+    }
+    let rt = d.cluster_runtime().ok_or_else(|| Error::BadRequest("This server is not clustered".into()))?;
+    if hb.members.is_empty() {
+        return Err(Error::BadRequest("Empty raft member set received".into()));
+    }
+    if rt.is_leader() {
+        return Ok(());
+    }
+    if let Some(own) = hb.members.iter().find(|m| m.id == rt.id) {
+        d.events.set_location(&own.name);
+    }
+    rt.set_leader_hint(hb.leader);
+    super::upgrade::observe(d, hb.schema, hb.api);
+    // A role change in progress on this member finishes first; the next heartbeat catches up.
+    if let Ok(_guard) = d.membership_lock.try_lock() {
+        runtime::reconcile_role(d, &rt, &hb.members).await?;
+    } else {
+        rt.set_members(hb.members);
+    }
+    Ok(())
+}

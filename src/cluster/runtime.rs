@@ -1,0 +1,282 @@
+//! The running cluster machinery of a member: its raft replica (absent on a spare), the
+//! transport to the other members, the member list the leader last sent, and the background
+//! tasks (heartbeats, event relay, `raft_nodes` mirror). A member's database role can change at
+//! run time: [`reconcile_role`] starts or drops the replica to match what the leader assigned.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::Notify;
+
+use super::db::ClusterDb;
+use super::transport::HttpTransport;
+use super::{ROLE_SPARE, ROLE_STANDBY, ROLE_VOTER};
+use crate::api::RaftMember;
+use crate::daemon::config;
+use crate::daemon::{Daemon, Error, Result};
+use crate::raft::{self, RaftConfig, RaftHandle, Transport as _};
+use crate::store::local::RaftNode;
+use crate::tls::{self, CertKind};
+
+pub struct Runtime {
+    /// This member's raft id (its `nodes.id`).
+    pub id: u64,
+    raft: RwLock<Option<RaftHandle>>,
+    pub transport: Arc<HttpTransport>,
+    pub cluster_fingerprint: String,
+    /// Every member with its database role, as the leader last announced it.
+    members: RwLock<Vec<RaftMember>>,
+    /// Wakes the heartbeat task early (a membership change the others should hear about).
+    pub heartbeat_now: Notify,
+    /// The leader as the last heartbeat named it (what a spare knows of leadership).
+    leader_hint: AtomicU64,
+    /// Set while this member runs a newer version than some other member: its API waits.
+    pub waiting_for_upgrade: AtomicBool,
+    /// Wakes the upgrade gate (another member reported a version change).
+    pub upgrade_wake: Notify,
+    stopped: AtomicBool,
+}
+
+impl Runtime {
+    /// The local replica; None on a spare, which holds no copy of the database.
+    pub fn raft(&self) -> Option<RaftHandle> {
+        self.raft.read().ok()?.clone()
+    }
+
+    /// The leader's raft id: from the replica, or on a spare from the last heartbeat.
+    pub fn leader_id(&self) -> u64 {
+        match self.raft() {
+            Some(r) => r.status().leader,
+            None => self.leader_hint.load(Ordering::SeqCst),
+        }
+    }
+
+    pub fn set_leader_hint(&self, id: u64) {
+        self.leader_hint.store(id, Ordering::SeqCst);
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft().is_some_and(|r| r.status().is_leader)
+    }
+
+    /// The leader's cluster address, when this member knows it.
+    pub fn leader_address(&self) -> Option<String> {
+        let leader = self.leader_id();
+        if leader == 0 {
+            return None;
+        }
+        self.transport.address_of(leader).or_else(|| self.members().into_iter().find(|m| m.id == leader).map(|m| m.address))
+    }
+
+    pub fn members(&self) -> Vec<RaftMember> {
+        self.members.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    pub fn set_members(&self, members: Vec<RaftMember>) {
+        if let Ok(mut m) = self.members.write() {
+            *m = members;
+        }
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Stops the replica and tells the background tasks to end.
+    pub async fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.heartbeat_now.notify_waiters();
+        let raft = self.raft.write().ok().and_then(|mut r| r.take());
+        if let Some(r) = raft {
+            r.stop().await;
+            r.state_machine.close().await;
+        }
+    }
+}
+
+/// The IP of a `host:port` address, when the host is a literal IP.
+pub fn host_ip(address: &str) -> Option<std::net::IpAddr> {
+    let (host, _) = address.rsplit_once(':')?;
+    host.trim_matches(['[', ']']).parse().ok()
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// The member's cluster address: `cluster.https_address`, else a non-wildcard
+/// `core.https_address`.
+pub fn cluster_address(member: &std::collections::BTreeMap<String, String>) -> Result<String> {
+    config::cluster_address(member).map_err(Error::BadRequest)
+}
+
+/// Empties `database/global` (the replica files) so a new replica starts from the leader's
+/// snapshot.
+pub fn wipe_global(d: &Daemon) -> Result<()> {
+    let dir = d.paths.global_dir();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    std::fs::create_dir_all(&dir).map_err(internal)
+}
+
+async fn start_replica(d: &Arc<Daemon>, rt: &Arc<Runtime>, bootstrap: bool) -> Result<RaftHandle> {
+    let mut cfg = RaftConfig::new(rt.id, d.paths.global_dir());
+    if let Some(n) = std::env::var("RXD_RAFT_SNAPSHOT_EVERY").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0) {
+        cfg.snapshot_every = n;
+    }
+    let h = raft::start(cfg, rt.transport.clone(), bootstrap).await.map_err(|e| Error::Internal(e.to_string()))?;
+    rt.transport.attach(h.clone());
+    if let Ok(mut slot) = rt.raft.write() {
+        *slot = Some(h.clone());
+    }
+    spawn_raft_nodes_mirror(d.clone(), rt.clone(), h.clone());
+    Ok(h)
+}
+
+/// Starts the cluster machinery: the replica (unless this member is a spare), the transport,
+/// the replicated global database and the background tasks.
+pub async fn start(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap: bool) -> Result<Arc<Runtime>> {
+    let cluster = tls::load_or_generate(&d.paths.dir, "cluster", CertKind::Server).map_err(internal)?;
+    let cluster_fingerprint = tls::fingerprint_pem(&cluster.cert).map_err(internal)?;
+    let own_address = members.iter().find(|m| m.id == id).map(|m| m.address.clone()).unwrap_or_default();
+    let transport =
+        HttpTransport::new(cluster_fingerprint.clone(), d.server_cert.clone(), d.paths.global_dir(), host_ip(&own_address));
+    for m in members.iter().filter(|m| m.id != id && m.role != ROLE_SPARE) {
+        transport.set_peer(m.id, &m.address);
+    }
+    let own_role = members.iter().find(|m| m.id == id).map(|m| m.role).unwrap_or(ROLE_VOTER);
+    d.global.close().await;
+    let rt = Arc::new(Runtime {
+        id,
+        raft: RwLock::new(None),
+        transport,
+        cluster_fingerprint,
+        members: RwLock::new(
+            members
+                .iter()
+                .map(|m| RaftMember { id: m.id, address: m.address.clone(), role: m.role, name: m.name.clone() })
+                .collect(),
+        ),
+        heartbeat_now: Notify::new(),
+        leader_hint: AtomicU64::new(0),
+        waiting_for_upgrade: AtomicBool::new(false),
+        upgrade_wake: Notify::new(),
+        stopped: AtomicBool::new(false),
+    });
+    if own_role != ROLE_SPARE {
+        start_replica(d, &rt, bootstrap).await?;
+    }
+    d.global.replicate(Arc::new(ClusterDb { rt: rt.clone(), identity: d.server_cert.clone() }));
+    d.set_cluster_runtime(Some(rt.clone()));
+    super::heartbeat::spawn(d.clone(), rt.clone());
+    super::relay::spawn(d.clone(), rt.clone());
+    Ok(rt)
+}
+
+/// Brings this member's database role in line with `members` (from the leader): a member
+/// listed as voter or stand-by runs a replica, a spare drops its own. Also records the list in
+/// `raft_nodes` and points the transport at the replicas.
+pub async fn reconcile_role(d: &Arc<Daemon>, rt: &Arc<Runtime>, members: &[RaftMember]) -> Result<()> {
+    let Some(own) = members.iter().find(|m| m.id == rt.id) else {
+        return Err(Error::BadRequest("This member is not included in the given list of database nodes".into()));
+    };
+    for m in members.iter().filter(|m| m.id != rt.id && m.role != ROLE_SPARE) {
+        rt.transport.set_peer(m.id, &m.address);
+    }
+    rt.transport.retain(|id| members.iter().any(|m| m.id == id && m.role != ROLE_SPARE));
+    let wants_replica = own.role != ROLE_SPARE;
+    match (wants_replica, rt.raft()) {
+        (true, None) => {
+            tracing::info!(role = own.role, "this member becomes a database replica");
+            wipe_global(d)?;
+            start_replica(d, rt, false).await?;
+        }
+        (false, Some(r)) if !r.status().is_leader => {
+            tracing::info!("this member becomes a spare: dropping its database replica");
+            let taken = rt.raft.write().ok().and_then(|mut slot| slot.take());
+            if let Some(r) = taken {
+                r.stop().await;
+                r.state_machine.close().await;
+            }
+            wipe_global(d)?;
+        }
+        _ => {}
+    }
+    rt.set_members(members.to_vec());
+    let nodes: Vec<RaftNode> =
+        members.iter().map(|m| RaftNode { id: m.id, address: m.address.clone(), role: m.role, name: m.name.clone() }).collect();
+    d.local.replace_raft_nodes(&nodes).await?;
+    Ok(())
+}
+
+/// Keeps the local `raft_nodes` table in step with the applied raft configuration (replicas
+/// from raft, spares from the last member list).
+fn spawn_raft_nodes_mirror(d: Arc<Daemon>, rt: Arc<Runtime>, raft: RaftHandle) {
+    let mut watch = raft.watch();
+    tokio::spawn(async move {
+        let mut last: (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
+        loop {
+            let st = watch.borrow_and_update().clone();
+            let conf = (st.voters.clone(), st.learners.clone());
+            if conf != last && !st.voters.is_empty() {
+                let current = d.local.raft_nodes().await.unwrap_or_default();
+                let known = rt.members();
+                let addresses = rt.transport.addresses();
+                let own = d.local.config().await.ok().and_then(|c| cluster_address(&c).ok()).unwrap_or_default();
+                let mut nodes = Vec::new();
+                for (ids, role) in [(&st.voters, ROLE_VOTER), (&st.learners, ROLE_STANDBY)] {
+                    for id in ids {
+                        let prev_name = current
+                            .iter()
+                            .find(|n| n.id == *id)
+                            .map(|p| p.name.clone())
+                            .or_else(|| known.iter().find(|m| m.id == *id).map(|m| m.name.clone()));
+                        let address = if *id == st.id {
+                            own.clone()
+                        } else {
+                            addresses
+                                .get(id)
+                                .cloned()
+                                .or_else(|| current.iter().find(|n| n.id == *id).map(|p| p.address.clone()))
+                                .unwrap_or_default()
+                        };
+                        nodes.push(RaftNode { id: *id, address, role, name: prev_name.unwrap_or_default() });
+                    }
+                }
+                for m in known.iter().filter(|m| !st.voters.contains(&m.id) && !st.learners.contains(&m.id)) {
+                    nodes.push(RaftNode { id: m.id, address: m.address.clone(), role: ROLE_SPARE, name: m.name.clone() });
+                }
+                nodes.sort_by_key(|n| n.id);
+                if d.local.replace_raft_nodes(&nodes).await.is_ok() {
+                    last = conf;
+                }
+            }
+            if watch.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// At daemon start: a clustered member brings its cluster machinery back up.
+pub async fn resume(d: &Arc<Daemon>) -> Result<()> {
+    let nodes = d.local.raft_nodes().await?;
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let member = d.local.config().await?;
+    let address = cluster_address(&member)?;
+    let own = nodes.iter().find(|n| n.address == address).ok_or_else(|| {
+        Error::Internal(format!("this member's address {address} is not in its raft configuration (see `lxd cluster show`)"))
+    })?;
+    let name = own.name.clone();
+    let rt = start(d, own.id, &nodes, false).await?;
+    if !name.is_empty() {
+        d.events.set_location(&name);
+    }
+    super::upgrade::spawn_gate(d.clone(), rt);
+    Ok(())
+}

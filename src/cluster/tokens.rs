@@ -1,0 +1,107 @@
+//! Join tokens: `POST /1.0/cluster/members` issues one as a `token` operation (serverName,
+//! secret, fingerprint, addresses, expiresAt) on the member asked; a joiner presents it as the
+//! password of `POST /1.0/certificates` on any member, which finds and consumes it wherever it
+//! was issued (single use, cluster-wide).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::rebalance::{heartbeat_fresh, offline_threshold};
+use crate::api::ClusterJoinToken;
+use crate::client::Connection;
+use crate::daemon::config;
+use crate::daemon::operations::{NewOp, Op, OpClass};
+use crate::daemon::{Daemon, Error, Result, trust};
+use crate::store::global::{self, nodes as store_nodes};
+use crate::tls::ServerPin;
+use crate::util::time;
+
+/// Issues a join token for a future member called `name`; an earlier token for the same name
+/// is revoked.
+pub async fn create(d: &Arc<Daemon>, name: &str) -> Result<Arc<Op>> {
+    let rt = d.cluster_runtime().ok_or_else(|| Error::BadRequest("This server is not clustered".into()))?;
+    if name.is_empty() {
+        return Err(Error::BadRequest("No name provided".into()));
+    }
+    if name.starts_with('@') {
+        return Err(Error::BadRequest("ServerName may not start with \"@\"".into()));
+    }
+    let nodes = global::nodes::list(&d.global).await?;
+    if nodes.iter().any(|n| n.name == name) {
+        return Err(Error::BadRequest(format!("The cluster already has a member with name: {name}")));
+    }
+    let cfg = global::config::get_all(&d.global).await?;
+    let threshold = offline_threshold(&cfg);
+    let now = time::now_nanos();
+    let addresses: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.state == store_nodes::STATE_CREATED && heartbeat_fresh(n, threshold, now))
+        .map(|n| n.address.clone())
+        .collect();
+    if addresses.is_empty() {
+        return Err(Error::Internal("There are no online cluster members".into()));
+    }
+    for op in d.operations.list() {
+        let md = op.metadata();
+        if op.class == OpClass::Token && md.get("serverName").and_then(|v| v.as_str()) == Some(name) {
+            let _ = d.operations.cancel(&op.id);
+        }
+    }
+    let expiry = config::parse_expiry(config::effective(&cfg, "cluster.join_token_expiry")).unwrap_or(3 * 3600);
+    let expires_at = now + expiry * 1_000_000_000;
+    let op = d.operations.start(NewOp {
+        class: OpClass::Token,
+        description: "Executing operation".into(),
+        project: "default".into(),
+        resources: serde_json::json!({ "cluster": null }),
+        metadata: serde_json::json!({
+            "serverName": name,
+            "secret": trust::random_hex(32),
+            "fingerprint": rt.cluster_fingerprint,
+            "addresses": addresses,
+            "expiresAt": time::rfc3339(expires_at),
+        }),
+        may_cancel: true,
+    });
+    let (ops, id) = (d.operations.clone(), op.id.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(expiry.max(0) as u64)).await;
+        let _ = ops.cancel(&id);
+    });
+    d.events.lifecycle("default", "cluster-token-created", format!("/1.0/cluster/members/{name}"), None);
+    Ok(op)
+}
+
+/// Consumes a matching, unexpired join token issued by this member.
+pub fn consume_local(d: &Daemon, server_name: &str, secret: &str) -> bool {
+    let now = time::now_nanos();
+    d.operations
+        .consume_token(secret, |md| {
+            md.get("serverName").and_then(|v| v.as_str()) == Some(server_name)
+                && md.get("expiresAt").and_then(|v| v.as_str()).and_then(time::parse_rfc3339).is_none_or(|at| at > now)
+        })
+        .is_some()
+}
+
+/// Consumes a join token wherever in the cluster it was issued.
+pub async fn consume(d: &Daemon, token: &ClusterJoinToken) -> bool {
+    if consume_local(d, &token.server_name, &token.secret) {
+        return true;
+    }
+    let Some(rt) = d.cluster_runtime() else { return false };
+    let body = serde_json::json!({ "server_name": token.server_name, "secret": token.secret });
+    for m in rt.members().into_iter().filter(|m| m.id != rt.id) {
+        let Ok(conn) =
+            Connection::https(&m.address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert))
+        else {
+            continue;
+        };
+        let conn = conn.bound_to(rt.transport.source());
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_secs(3), conn.request("POST", "/internal/cluster/token", Some(&body), None)).await
+        {
+            return true;
+        }
+    }
+    false
+}
