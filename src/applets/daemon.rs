@@ -253,7 +253,7 @@ async fn init(conn: Connection, opts: Init) -> anyhow::Result<()> {
             &opts.storage_backend,
         )
     } else {
-        anyhow::bail!("Interactive initialisation is not available yet; use --preseed or --auto");
+        return super::init::interactive(&conn, &Paths::from_env().dir).await;
     };
     rxd::client::preseed::apply(&conn, &text).await?;
     if opts.dump {
@@ -330,6 +330,11 @@ async fn serve(group: Option<String>, debug: bool, verbose: bool, logfile: Optio
     {
         tracing::error!(address = %addr, error = %e, "cannot bind the HTTPS listener");
     }
+    let cluster_listener = rxd::api::http::listeners::HttpsListeners::new(&daemon);
+    daemon.set_cluster_listener_control(cluster_listener.clone());
+    if let Err(e) = daemon.sync_cluster_listener(&config) {
+        tracing::error!(error = %e, "cannot bind the cluster listener");
+    }
     rxd::cluster::runtime::resume(&daemon).await.map_err(|e| anyhow::anyhow!("cannot resume cluster membership: {e}"))?;
     tracing::info!(dir = %paths.dir.display(), "rxd daemon started");
     let server = tokio::spawn(rxd::api::http::serve_unix(daemon.clone(), listener));
@@ -347,6 +352,7 @@ async fn serve(group: Option<String>, debug: bool, verbose: bool, logfile: Optio
     }
     let _ = server.await;
     let _ = rxd::daemon::ListenerControl::set_https_address(&*https, None);
+    let _ = rxd::daemon::ListenerControl::set_https_address(&*cluster_listener, None);
     // Let in-flight responses (such as the answer to `lxd shutdown`) reach their clients.
     tokio::time::sleep(Duration::from_millis(20)).await;
     daemon.close().await;

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod daemon;
+mod init;
 
 use std::process::ExitCode;
 

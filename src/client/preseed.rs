@@ -66,23 +66,20 @@ pub fn validate(text: &str) -> Result<InitPreseed, PreseedError> {
     }
     if let Some(c) = doc.cluster.as_ref().filter(|c| c.enabled) {
         let line = section_line(text, "cluster");
-        if c.server_name.is_empty() {
+        if c.server_name.is_empty() && c.cluster_token.is_empty() {
             return Err(invalid(line, "cluster: server_name is required when enabling clustering".into()));
         }
-        if !c.cluster_token.is_empty() {
-            return Err(invalid(
-                key_line(text, "cluster", "cluster_token"),
-                "cluster: join tokens are not supported by this rxd release yet; use cluster_password".into(),
-            ));
+        if !c.cluster_token.is_empty() && crate::api::ClusterJoinToken::decode(&c.cluster_token).is_none() {
+            return Err(invalid(key_line(text, "cluster", "cluster_token"), "cluster: cluster_token is not a valid join token".into()));
         }
-        let joining = !c.cluster_address.is_empty();
+        let joining = !c.cluster_address.is_empty() || !c.cluster_token.is_empty();
         if joining && c.server_address.is_empty() {
             return Err(invalid(
                 key_line(text, "cluster", "cluster_address"),
                 "cluster: server_address is required to join".into(),
             ));
         }
-        if joining && c.cluster_certificate.is_empty() && c.cluster_certificate_path.is_empty() {
+        if joining && c.cluster_token.is_empty() && c.cluster_certificate.is_empty() && c.cluster_certificate_path.is_empty() {
             return Err(invalid(
                 key_line(text, "cluster", "cluster_address"),
                 "cluster: cluster_certificate (or cluster_certificate_path) is required to join".into(),
@@ -138,11 +135,11 @@ enum Undo {
 pub async fn apply(conn: &Connection, text: &str) -> Result<(), PreseedError> {
     let doc = validate(text)?;
     let cluster = doc.cluster.clone().filter(|c| c.enabled);
-    if let Some(c) = cluster.as_ref().filter(|c| !c.cluster_address.is_empty()) {
+    if let Some(c) = cluster.as_ref().filter(|c| !c.cluster_address.is_empty() || !c.cluster_token.is_empty()) {
         // Joining: the member takes everything else from the cluster.
-        return enable_cluster(conn, c)
-            .await
-            .map_err(|source| PreseedError::Apply { step: "joining the cluster".into(), source });
+        let step = || "joining the cluster".to_string();
+        let c = resolve_token(c.clone()).await.map_err(|source| PreseedError::Apply { step: step(), source })?;
+        return enable_cluster(conn, &c).await.map_err(|source| PreseedError::Apply { step: step(), source });
     }
     let mut undo: Vec<Undo> = Vec::new();
     let mut result = apply_steps(conn, &doc, &mut undo).await;
@@ -160,6 +157,33 @@ pub async fn apply(conn: &Connection, text: &str) -> Result<(), PreseedError> {
         return Err(PreseedError::Apply { step, source });
     }
     Ok(())
+}
+
+/// A join token stands for the cluster's address, its certificate (checked against the token's
+/// fingerprint) and the password; the first member in the token that answers is used.
+pub async fn resolve_token(mut c: crate::api::InitCluster) -> Result<crate::api::InitCluster, ClientError> {
+    if c.cluster_token.is_empty() {
+        return Ok(c);
+    }
+    let token = crate::api::ClusterJoinToken::decode(&c.cluster_token)
+        .ok_or_else(|| ClientError::Config("Invalid cluster join token".into()))?;
+    for address in &token.addresses {
+        let Ok(probe) = Connection::https(address, crate::tls::ServerPin::AcceptAny, None) else { continue };
+        let Ok(Ok((_, Some(der)))) = tokio::time::timeout(std::time::Duration::from_secs(5), probe.open()).await else {
+            continue;
+        };
+        if crate::tls::fingerprint_der(&der) != token.fingerprint {
+            return Err(ClientError::Config(format!(
+                "Certificate fingerprint mismatch between join token and cluster member \"{address}\""
+            )));
+        }
+        c.cluster_address = address.clone();
+        c.cluster_certificate = crate::tls::der_to_pem(&der);
+        c.cluster_password = c.cluster_token.clone();
+        c.server_name = token.server_name.clone();
+        return Ok(c);
+    }
+    Err(ClientError::Config("Unable to connect to any of the cluster members specified in join token".into()))
 }
 
 /// `PUT /1.0/cluster` and waiting for the bootstrap or join operation.
@@ -323,4 +347,41 @@ mod tests {
         let doc = validate(&text).expect("valid");
         assert_eq!(doc.storage_pools.len(), 1);
     }
+}
+
+/// The cluster a joiner is about to enter, as `lxd init` learns it before asking the
+/// member-specific questions.
+pub struct JoinTarget {
+    pub address: String,
+    pub certificate: String,
+    pub member_config: Vec<crate::api::ClusterMemberConfigKey>,
+}
+
+/// What interactive `lxd init` does before joining: trusts this member's server certificate on
+/// the cluster with the password or token (so a single-use token is spent here, not again by
+/// the daemon), then reads the member-specific keys the cluster needs from the joiner.
+pub async fn setup_join_trust(
+    address: &str,
+    certificate: &str,
+    server_name: &str,
+    password: &str,
+    member: &crate::tls::KeyPairPem,
+) -> Result<JoinTarget, ClientError> {
+    use base64::Engine;
+    let pin = crate::tls::ServerPin::Fingerprint(
+        crate::tls::fingerprint_pem(certificate).map_err(|e| ClientError::Config(e.to_string()))?,
+    );
+    let der = crate::tls::cert_der(&member.cert).map_err(|e| ClientError::Config(e.to_string()))?;
+    let body = serde_json::json!({
+        "type": "server", "name": server_name,
+        "certificate": base64::engine::general_purpose::STANDARD.encode(der.as_ref()),
+        "password": password,
+    });
+    match Connection::https(address, pin.clone(), None)?.request("POST", "/1.0/certificates", Some(&body), None).await {
+        Ok(_) => {}
+        Err(e) if e.to_string().contains("already in trust store") => {}
+        Err(e) => return Err(ClientError::Api(format!("Failed to setup trust relationship with cluster: {e}"))),
+    }
+    let cluster: crate::api::Cluster = Connection::https(address, pin, Some(member))?.get_json("/1.0/cluster").await?;
+    Ok(JoinTarget { address: address.to_string(), certificate: certificate.to_string(), member_config: cluster.member_config })
 }

@@ -133,6 +133,20 @@ pub fn effective_i64(config: &BTreeMap<String, String>, name: &str) -> i64 {
 }
 
 /// Checks one key and value; "" always resets a known key to its default.
+/// Whether a listener on `rest` (the REST API address, possibly a wildcard) also serves
+/// `cluster`: the same host and port, or the same port on a wildcard.
+pub fn is_address_covered(rest: &str, cluster: &str) -> bool {
+    if rest.is_empty() {
+        return false;
+    }
+    let (Ok(a), Ok(b)) = (parse_address(rest, 8443), parse_address(cluster, 8443)) else { return false };
+    if a == b {
+        return true;
+    }
+    let port = |s: &str| s.rsplit_once(':').map(|(_, p)| p.to_string());
+    port(&a) == port(&b) && is_wildcard(rest)
+}
+
 /// The member's cluster address: `cluster.https_address`, else a non-wildcard
 /// `core.https_address`.
 pub fn cluster_address(member: &std::collections::BTreeMap<String, String>) -> Result<String, String> {

@@ -109,6 +109,9 @@ pub struct Daemon {
     /// Members' certificates trusted while joining, before our replica holds the trust store.
     member_trust: RwLock<HashMap<String, Trusted>>,
     listeners: OnceLock<Arc<dyn ListenerControl>>,
+    /// The member-to-member listener, when `cluster.https_address` is not served by the
+    /// `core.https_address` one.
+    cluster_listener: OnceLock<Arc<dyn ListenerControl>>,
     /// Serialises configuration changes so listener moves and database writes stay in step.
     pub config_lock: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
@@ -227,6 +230,7 @@ impl Daemon {
             trust_refreshed: std::sync::Mutex::new(std::time::Instant::now()),
             member_trust: RwLock::new(HashMap::new()),
             listeners: OnceLock::new(),
+            cluster_listener: OnceLock::new(),
             config_lock: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,
@@ -243,6 +247,22 @@ impl Daemon {
 
     pub fn listener_control(&self) -> Option<&Arc<dyn ListenerControl>> {
         self.listeners.get()
+    }
+
+    pub fn set_cluster_listener_control(&self, control: Arc<dyn ListenerControl>) {
+        let _ = self.cluster_listener.set(control);
+    }
+
+    /// Opens, moves or closes the separate cluster listener so that `cluster.https_address` is
+    /// served whenever the REST API listener does not cover it.
+    pub fn sync_cluster_listener(&self, member: &std::collections::BTreeMap<String, String>) -> std::result::Result<(), String> {
+        let Some(control) = self.cluster_listener.get() else { return Ok(()) };
+        let core = member.get("core.https_address").map(String::as_str).unwrap_or("");
+        let wanted = member
+            .get("cluster.https_address")
+            .map(String::as_str)
+            .filter(|c| !c.is_empty() && !config::is_address_covered(core, c));
+        control.set_https_address(wanted)
     }
 
     /// Reloads the in-memory trust cache from the trust store.

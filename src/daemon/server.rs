@@ -281,6 +281,13 @@ impl Daemon {
         }
         .await;
         self.invalidate_config();
+        if written.is_ok()
+            && (member.contains_key("core.https_address") || member.contains_key("cluster.https_address"))
+            && let Ok(current) = self.local.config().await
+            && let Err(e) = self.sync_cluster_listener(&current)
+        {
+            tracing::error!(error = %e, "cannot listen on the cluster address");
+        }
         if let Err(e) = written {
             if let (Some(_), Some(control)) = (&new_address, self.listener_control()) {
                 let _ = control.set_https_address(old_address.as_deref());
