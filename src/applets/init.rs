@@ -237,7 +237,10 @@ fn storage_questions(p: &mut Prompter, question: &str) -> anyhow::Result<(String
     }
     Ok((
         format!("storage_pools:\n- name: {}\n  driver: dir\n", yaml_quote(&name)),
-        format!("profiles:\n- name: default\n  devices:\n    root:\n      path: /\n      pool: {}\n      type: disk\n", yaml_quote(&name)),
+        format!(
+            "profiles:\n- name: default\n  devices:\n    root:\n      path: /\n      pool: {}\n      type: disk\n",
+            yaml_quote(&name)
+        ),
     ))
 }
 

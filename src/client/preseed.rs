@@ -70,7 +70,10 @@ pub fn validate(text: &str) -> Result<InitPreseed, PreseedError> {
             return Err(invalid(line, "cluster: server_name is required when enabling clustering".into()));
         }
         if !c.cluster_token.is_empty() && crate::api::ClusterJoinToken::decode(&c.cluster_token).is_none() {
-            return Err(invalid(key_line(text, "cluster", "cluster_token"), "cluster: cluster_token is not a valid join token".into()));
+            return Err(invalid(
+                key_line(text, "cluster", "cluster_token"),
+                "cluster: cluster_token is not a valid join token".into(),
+            ));
         }
         let joining = !c.cluster_address.is_empty() || !c.cluster_token.is_empty();
         if joining && c.server_address.is_empty() {
@@ -317,38 +320,6 @@ pub fn auto_preseed(address: Option<&str>, port: Option<u16>, trust_password: Op
     serde_yaml::to_string(&doc).unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reports_line_and_key_of_a_bad_config_key() {
-        let text = "config:\n  core.https_address: 127.0.0.1:8443\n  bogus.key: 1\nstorage_pools: []\n";
-        match validate(text) {
-            Err(PreseedError::Invalid { line, message }) => {
-                assert_eq!(line, 3);
-                assert!(message.contains("bogus.key"), "{message}");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn reports_yaml_errors_with_position() {
-        let err = validate("config: [\n").expect_err("must fail");
-        assert!(err.to_string().contains("line"), "{err}");
-        let err = validate("storage_pools:\n- name: p\n  driver: dir\n  sauce: x\n").expect_err("unknown field");
-        assert!(err.to_string().contains("sauce"), "{err}");
-    }
-
-    #[test]
-    fn auto_preseed_is_valid() {
-        let text = auto_preseed(Some("127.0.0.1"), Some(8443), Some("pw"), "dir");
-        let doc = validate(&text).expect("valid");
-        assert_eq!(doc.storage_pools.len(), 1);
-    }
-}
-
 /// The cluster a joiner is about to enter, as `lxd init` learns it before asking the
 /// member-specific questions.
 pub struct JoinTarget {
@@ -384,4 +355,36 @@ pub async fn setup_join_trust(
     }
     let cluster: crate::api::Cluster = Connection::https(address, pin, Some(member))?.get_json("/1.0/cluster").await?;
     Ok(JoinTarget { address: address.to_string(), certificate: certificate.to_string(), member_config: cluster.member_config })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_line_and_key_of_a_bad_config_key() {
+        let text = "config:\n  core.https_address: 127.0.0.1:8443\n  bogus.key: 1\nstorage_pools: []\n";
+        match validate(text) {
+            Err(PreseedError::Invalid { line, message }) => {
+                assert_eq!(line, 3);
+                assert!(message.contains("bogus.key"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reports_yaml_errors_with_position() {
+        let err = validate("config: [\n").expect_err("must fail");
+        assert!(err.to_string().contains("line"), "{err}");
+        let err = validate("storage_pools:\n- name: p\n  driver: dir\n  sauce: x\n").expect_err("unknown field");
+        assert!(err.to_string().contains("sauce"), "{err}");
+    }
+
+    #[test]
+    fn auto_preseed_is_valid() {
+        let text = auto_preseed(Some("127.0.0.1"), Some(8443), Some("pw"), "dir");
+        let doc = validate(&text).expect("valid");
+        assert_eq!(doc.storage_pools.len(), 1);
+    }
 }

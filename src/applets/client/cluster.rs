@@ -332,5 +332,11 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
 }
 
 fn writable(m: ClusterMember) -> ClusterMemberPut {
-    ClusterMemberPut { roles: m.roles, failure_domain: m.failure_domain, description: m.description, config: m.config, groups: m.groups }
+    ClusterMemberPut {
+        roles: m.roles,
+        failure_domain: m.failure_domain,
+        description: m.description,
+        config: m.config,
+        groups: m.groups,
+    }
 }
