@@ -139,6 +139,8 @@ pub async fn update(d: &Daemon, name: &str, mut put: ClusterMemberPut, merge: bo
             put.config.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
+    // An empty value unsets the key (what `lxc cluster unset` sends).
+    put.config.retain(|_, v| !v.is_empty());
     if put.groups.is_empty() {
         return Err(Error::BadRequest("Cluster members need to belong to at least one group".into()));
     }

@@ -78,18 +78,32 @@ async fn seats(d: &Daemon, rt: &Runtime) -> Result<(Vec<Seat>, Vec<(Node, RaftMe
     let mut domains: Vec<&str> = members.iter().map(|(n, _)| n.failure_domain.as_str()).collect();
     domains.sort();
     domains.dedup();
+    // Online: a recent heartbeat and, right now, a listener that accepts connections (a member
+    // that just shut down still has a fresh heartbeat).
+    let online = futures_util::future::join_all(
+        members
+            .iter()
+            .map(|(n, m)| async move { m.id == rt.id || (heartbeat_fresh(n, threshold, now) && reachable(&n.address).await) }),
+    )
+    .await;
     let seats = members
         .iter()
-        .map(|(n, m)| Seat {
+        .zip(online)
+        .map(|((n, m), online)| Seat {
             id: m.id,
             role: m.role,
-            online: m.id == rt.id || heartbeat_fresh(n, threshold, now),
+            online,
             domain: domains.iter().position(|d| *d == n.failure_domain).unwrap_or(0) as i64,
         })
         .collect();
     let max_voters = effective_i64(&cfg, "cluster.max_voters") as usize;
     let max_standby = effective_i64(&cfg, "cluster.max_standby") as usize;
     Ok((seats, members, max_voters, max_standby))
+}
+
+/// Whether something accepts TCP connections at `address` within a second.
+async fn reachable(address: &str) -> bool {
+    matches!(tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(address)).await, Ok(Ok(_)))
 }
 
 /// Tells a member the role it now has (and, for a new replica, waits until it caught up).

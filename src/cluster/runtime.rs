@@ -133,6 +133,7 @@ async fn start_replica(d: &Arc<Daemon>, rt: &Arc<Runtime>, bootstrap: bool) -> R
         *slot = Some(h.clone());
     }
     spawn_raft_nodes_mirror(d.clone(), rt.clone(), h.clone());
+    spawn_fault_watch(d.clone(), h.clone());
     Ok(h)
 }
 
@@ -210,6 +211,18 @@ pub async fn reconcile_role(d: &Arc<Daemon>, rt: &Arc<Runtime>, members: &[RaftM
         members.iter().map(|m| RaftNode { id: m.id, address: m.address.clone(), role: m.role, name: m.name.clone() }).collect();
     d.local.replace_raft_nodes(&nodes).await?;
     Ok(())
+}
+
+/// A replica that stops on a local fault (a disk error, a damaged file) takes the daemon down
+/// with a clear error rather than leaving a member that looks alive but cannot serve.
+fn spawn_fault_watch(d: Arc<Daemon>, raft: RaftHandle) {
+    let mut watch = raft.watch();
+    tokio::spawn(async move {
+        while watch.changed().await.is_ok() {}
+        if let Some(fault) = raft.fault() {
+            d.fail(&format!("the database replica stopped: {fault}"));
+        }
+    });
 }
 
 /// Keeps the local `raft_nodes` table in step with the applied raft configuration (replicas

@@ -267,14 +267,19 @@ impl Daemon {
 
     /// Reloads the in-memory trust cache from the trust store.
     pub async fn refresh_trust(&self) -> Result<()> {
+        // Linearizable (a certificate just added through another member is seen); without a
+        // quorum, this member's own replica still lets trusted clients in.
         let replica = self.cluster_runtime().and_then(|rt| rt.raft());
-        let certs = match replica {
-            Some(raft) => {
+        let fresh = tokio::time::timeout(std::time::Duration::from_secs(1), global::certificates::list(&self.global)).await;
+        let certs = match (fresh, replica) {
+            (Ok(Ok(certs)), _) => certs,
+            (_, Some(raft)) => {
                 let db = raft.state_machine.database();
                 let db = db.read().await;
                 global::certificates::list_from_replica(&db).await?
             }
-            None => global::certificates::list(&self.global).await?,
+            (Ok(Err(e)), None) => return Err(e.into()),
+            (Err(_), None) => return Err(Error::Unavailable("cluster database unavailable".into())),
         };
         if let Ok(mut at) = self.trust_refreshed.lock() {
             *at = std::time::Instant::now();

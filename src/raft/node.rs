@@ -84,9 +84,16 @@ pub struct RaftHandle {
     tx: mpsc::UnboundedSender<Msg>,
     status: watch::Receiver<RaftStatus>,
     pub state_machine: StateMachine,
+    /// Why the node stopped on its own, if it did.
+    fault: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl RaftHandle {
+    /// The local fault that stopped this node, if any.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().ok()?.clone()
+    }
+
     fn send(&self, m: Msg) -> Result<(), RaftError> {
         self.tx.send(m).map_err(|_| RaftError::Stopped)
     }
@@ -248,7 +255,8 @@ pub async fn start(cfg: RaftConfig, transport: Arc<dyn Transport>, bootstrap: bo
     let node = RawNode::new(&raft_cfg, store.clone(), &super::logger())?;
     let (status_tx, status_rx) = watch::channel(RaftStatus { id: cfg.id, ..Default::default() });
     let (tx, rx) = mpsc::unbounded_channel();
-    let handle = RaftHandle { tx, status: status_rx, state_machine: sm.clone() };
+    let fault = Arc::new(std::sync::Mutex::new(None));
+    let handle = RaftHandle { tx, status: status_rx, state_machine: sm.clone(), fault: fault.clone() };
     let conf = applied.conf.clone();
     let mut driver = Driver {
         node,
@@ -275,6 +283,9 @@ pub async fn start(cfg: RaftConfig, transport: Arc<dyn Transport>, bootstrap: bo
     tokio::spawn(async move {
         if let Err(e) = driver.run(rx).await {
             tracing::error!(error = %e, "raft node stopped on a local fault");
+            if let Ok(mut f) = fault.lock() {
+                *f = Some(e.to_string());
+            }
         }
     });
     Ok(handle)

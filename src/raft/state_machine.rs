@@ -42,7 +42,17 @@ const APPLIED_TABLE: &str = "CREATE TABLE IF NOT EXISTS raft_applied (
 fn deterministic(e: &StoreError) -> bool {
     matches!(
         e,
-        StoreError::NotFound(_) | StoreError::Conflict(_) | StoreError::Guard(_) | StoreError::Sqlite(sqlx::Error::Database(_))
+        StoreError::NotFound(_)
+            | StoreError::Conflict(_)
+            | StoreError::Guard(_)
+            | StoreError::Sqlite(
+                sqlx::Error::Database(_)
+                    | sqlx::Error::RowNotFound
+                    | sqlx::Error::ColumnDecode { .. }
+                    | sqlx::Error::ColumnNotFound(_)
+                    | sqlx::Error::ColumnIndexOutOfBounds { .. }
+                    | sqlx::Error::TypeNotFound { .. }
+            )
     )
 }
 

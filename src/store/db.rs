@@ -207,8 +207,11 @@ pub async fn apply_in(conn: &mut sqlx::SqliteConnection, batch: &Batch) -> Resul
             Step::Guard(i) => {
                 let g = batch.guards.get(i).ok_or_else(|| StoreError::Guard("malformed batch".into()))?;
                 let q = bind_all(sqlx::query(&g.stmt.sql), &g.stmt.params);
-                let row = q.fetch_one(&mut *conn).await?;
-                let n: i64 = row.try_get(0)?;
+                // A guard is a count or an existence probe: no row counts as zero.
+                let n: i64 = match q.fetch_optional(&mut *conn).await? {
+                    Some(row) => row.try_get(0)?,
+                    None => 0,
+                };
                 let ok = match g.expect {
                     GuardExpect::Zero => n == 0,
                     GuardExpect::NonZero => n != 0,

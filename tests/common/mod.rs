@@ -288,3 +288,162 @@ impl TestCluster {
         }
     }
 }
+
+/// Polls `check` until it returns Some or `timeout` passes (then panics with `what`).
+#[track_caller]
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One member's row of `lxc cluster list --format csv`: (roles, state, message).
+pub fn member_row(list_csv: &str, name: &str) -> Option<(String, String, String)> {
+    let prefix = format!("{name},");
+    let line = list_csv.lines().find(|l| l.starts_with(&prefix))?;
+    let f = csv_fields(line);
+    Some((f.get(2)?.clone(), f.get(6)?.clone(), f.get(7..)?.join(",")))
+}
+
+/// Splits one CSV line (Go's quoting: fields with commas or quotes are quoted).
+pub fn csv_fields(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match (ch, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                out.last_mut().expect("field").push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(String::new()),
+            (c, _) => out.last_mut().expect("field").push(c),
+        }
+    }
+    out
+}
+
+impl TestCluster {
+    /// `lxc cluster list --format csv` as member `via` answers it.
+    pub fn list(&self, via: usize) -> String {
+        ok(self.members[via].lxc(&["cluster", "list", "--format", "csv"]))
+    }
+
+    /// Roles of member `name` as `via` sees them (empty when not listed).
+    pub fn roles(&self, via: usize, name: &str) -> String {
+        member_row(&self.list(via), name).map(|r| r.0).unwrap_or_default()
+    }
+
+    /// Index of the member called `name`.
+    pub fn index(&self, name: &str) -> usize {
+        name.trim_start_matches("node").parse::<usize>().expect("nodeN") - 1
+    }
+}
+
+/// A preseed that joins with a token (name and cluster address come from the token).
+pub fn token_preseed(address: &str, token: &str) -> String {
+    format!("cluster:\n  enabled: true\n  server_address: {address}\n  cluster_token: {token}\n")
+}
+
+/// The token printed by `lxc cluster add` (the line after "Member <name> join token:").
+pub fn token_of(add_output: &str) -> String {
+    add_output.lines().nth(1).expect("token line").trim().to_string()
+}
+
+/// A process on a pseudo-terminal, driven like `expect`.
+pub struct Pty {
+    child: Guard,
+    master: std::fs::File,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+    consumed: usize,
+}
+
+impl Pty {
+    pub fn spawn(mut cmd: Command) -> Pty {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let io = || Stdio::from(pty.slave.try_clone().expect("dup pty"));
+        cmd.stdin(io()).stdout(io()).stderr(io());
+        let child = cmd.spawn().expect("spawn on pty");
+        drop(pty.slave);
+        let master = std::fs::File::from(pty.master);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut reader = master.try_clone().expect("clone pty");
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("pty buffer").push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Pty { child: Guard(Some(child)), master, seen, consumed: 0 }
+    }
+
+    /// Waits (bounded) until `text` appears after what earlier calls matched.
+    #[track_caller]
+    pub fn expect(&mut self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            {
+                let seen = self.seen.lock().expect("pty buffer");
+                if let Some(at) = seen[self.consumed..].find(text) {
+                    self.consumed += at + text.len();
+                    return;
+                }
+                assert!(Instant::now() < deadline, "pty: waited for {text:?}; output so far:\n{}", &*seen);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        use std::io::Write;
+        self.master.write_all(format!("{line}\n").as_bytes()).expect("write pty");
+    }
+
+    /// Answers `question` with `answer`.
+    #[track_caller]
+    pub fn answer(&mut self, question: &str, answer: &str) {
+        self.expect(question);
+        self.send(answer);
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        self.seen.lock().expect("pty buffer").clone()
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let child = self.child.0.as_mut().expect("child");
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                self.child.0 = None;
+                return st;
+            }
+            assert!(Instant::now() < deadline, "pty process did not exit; output:\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Member {
+    /// `lxd init` on a pseudo-terminal, for the interactive questions.
+    pub fn init_on_pty(&self) -> Pty {
+        let mut cmd = Command::new(bin_dir().join("lxd"));
+        cmd.arg("init");
+        self.env(&mut cmd);
+        Pty::spawn(cmd)
+    }
+}
