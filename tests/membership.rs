@@ -200,6 +200,16 @@ fn failure_domains_decide_who_takes_a_role() {
     let list = c.list(leader);
     assert_eq!(member_row(&list, "node5").expect("node5").0, "database", "{list}");
     assert_eq!(member_row(&list, "node4").expect("node4").0, "database-standby", "{list}");
+
+    // Role limits: validated, and applied at once when changed.
+    let err = fails(c.members[leader].stock(&["config", "set", "cluster.max_voters", "4"]));
+    assert!(err.contains("Value must be an odd number equal to or higher than 3"), "{err}");
+    let err = fails(c.members[leader].lxc(&["config", "set", "cluster.max_standby", "6"]));
+    assert!(err.contains("Value must be between 0 and 5"), "{err}");
+    ok(c.members[3].lxc(&["config", "set", "cluster.max_standby", "0"]));
+    wait_for(Duration::from_secs(5), "no stand-by left", || (c.roles(leader, "node4").is_empty()).then_some(()));
+    ok(c.members[3].stock(&["config", "set", "cluster.max_standby", "1"]));
+    wait_for(Duration::from_secs(5), "a stand-by again", || (c.roles(leader, "node4") == "database-standby").then_some(()));
 }
 
 #[test]

@@ -172,6 +172,23 @@ pub async fn rebalance(d: &Arc<Daemon>) -> Result<()> {
     rebalance_locked(d).await
 }
 
+/// Asks for a rebalance soon: on the leader directly, elsewhere through the leader.
+pub fn nudge(d: &Arc<Daemon>) {
+    let Some(rt) = d.cluster_runtime() else { return };
+    let d = d.clone();
+    tokio::spawn(async move {
+        if rt.is_leader() {
+            if let Err(e) = rebalance(&d).await {
+                tracing::warn!(error = %e, "rebalancing database roles failed");
+            }
+            return;
+        }
+        if let Some(leader) = rt.leader_address() {
+            let _ = super::forward::send(&d, &leader, "POST", "/internal/cluster/rebalance", None, &[]).await;
+        }
+    });
+}
+
 /// The leader passes the role of the member at `address` (shutting down) to another member,
 /// then makes the leaving member a spare. Returns the member list afterwards.
 pub async fn handover(d: &Arc<Daemon>, address: &str) -> Result<Vec<RaftMember>> {

@@ -1,5 +1,7 @@
 //! `GET/PUT/PATCH /1.0`.
 
+use std::sync::Arc;
+
 use http::Method;
 
 use super::HResult;
@@ -8,7 +10,7 @@ use crate::api::http::request::Request;
 use crate::api::http::response::{Response, etag_of};
 use crate::daemon::Daemon;
 
-pub async fn handle(daemon: &Daemon, req: &Request) -> HResult {
+pub async fn handle(daemon: &Arc<Daemon>, req: &Request) -> HResult {
     if !req.trusted {
         return Ok(Response::sync(daemon.untrusted_info()));
     }
@@ -20,6 +22,11 @@ pub async fn handle(daemon: &Daemon, req: &Request) -> HResult {
             let body: ServerPut = req.json()?;
             req.check_etag(&etag)?;
             daemon.update_config(&body.config, req.method == Method::PUT).await?;
+            // New role limits take effect now, not at the next heartbeat round.
+            let limits = ["cluster.max_voters", "cluster.max_standby"];
+            if limits.iter().any(|k| body.config.contains_key(*k) || (req.method == Method::PUT && info.config.contains_key(*k))) {
+                crate::cluster::rebalance::nudge(daemon);
+            }
             Ok(Response::empty())
         }
     }
