@@ -138,6 +138,15 @@ fn a_silent_voter_goes_offline_is_replaced_and_comes_back() {
     let show = ok(c.members[watcher].stock(&["cluster", "show", &victim_name]));
     assert!(show.contains("status: Offline"), "{show}");
 
+    // Operations that need every member refuse while one is down, and change nothing.
+    for i in 0..4 {
+        ok(c.members[watcher].stock(&["storage", "create", "everywhere", "dir", "--target", &format!("node{}", i + 1)]));
+    }
+    let err = fails(c.members[watcher].stock(&["storage", "create", "everywhere", "dir"]));
+    assert!(err.contains(&format!("peer node {} is down", c.members[victim].address())), "{err}");
+    let shown = ok(c.members[watcher].lxc(&["storage", "show", "everywhere"]));
+    assert!(shown.contains("status: Pending"), "{shown}");
+
     c.members[victim].spawn();
     wait_for(Duration::from_secs(40), "the returning member ONLINE with a free role", || {
         let (roles, state, _) = member_row(&c.list(watcher), &victim_name)?;
@@ -148,6 +157,45 @@ fn a_silent_voter_goes_offline_is_replaced_and_comes_back() {
     wait_for(Duration::from_secs(10), "the new profile on the returning member", || {
         ok(c.members[victim].lxc(&["profile", "list", "--format", "csv"])).contains("after-return").then_some(())
     });
+    ok(c.members[watcher].stock(&["storage", "create", "everywhere", "dir"]));
+    assert!(c.members[victim].lxd_dir().join("storage-pools/everywhere/containers").is_dir());
+}
+
+#[test]
+fn storage_pools_are_defined_per_member_then_created_everywhere() {
+    let c = TestCluster::form(3);
+    let custom = tempfile::tempdir().expect("tempdir");
+    let source = format!("source={}", custom.path().display());
+    ok(c.members[0].stock(&["storage", "create", "data", "dir", "--target", "node1"]));
+    ok(c.members[0].stock(&["storage", "create", "data", "dir", &source, "--target", "node2"]));
+    let err = fails(c.members[0].stock(&["storage", "create", "data", "dir", "--target", "node2"]));
+    assert!(err.contains("The storage pool already defined on node \"node2\""), "{err}");
+    let err = fails(c.members[0].lxc(&["storage", "create", "data", "dir", "rsync.bwlimit=1", "--target", "node3"]));
+    assert!(err.contains("may not be used as node-specific key"), "{err}");
+    ok(c.members[1].lxc(&["storage", "create", "data", "dir", "--target", "node3"]));
+    let err = fails(c.members[0].stock(&["storage", "create", "other", "dir"]));
+    assert!(err.contains("Pool not pending on any node (use --target <node> first)"), "{err}");
+    let err = fails(c.members[0].stock(&["storage", "create", "data", "dir", "source=/tmp"]));
+    assert!(err.contains("Config key \"source\" is node-specific"), "{err}");
+
+    ok(c.members[2].stock(&["storage", "create", "data", "dir"]));
+    let list = ok(c.members[0].stock(&["storage", "list", "--format", "csv"]));
+    assert!(list.lines().any(|l| l.starts_with("data,dir,") && l.ends_with("CREATED")), "{list}");
+    assert!(c.members[0].lxd_dir().join("storage-pools/data/containers").is_dir());
+    assert!(custom.path().join("containers").is_dir());
+    assert!(c.members[2].lxd_dir().join("storage-pools/data/custom").is_dir());
+    let shown = ok(c.members[0].stock(&["storage", "show", "data", "--target", "node2"]));
+    assert!(shown.contains(&format!("source: {}", custom.path().display())), "{shown}");
+    let shown = ok(c.members[0].stock(&["storage", "show", "data"]));
+    assert!(!shown.contains("source:") && shown.contains("status: Created"), "{shown}");
+    assert!(shown.contains("- node1") && shown.contains("- node2") && shown.contains("- node3"), "{shown}");
+    let err = fails(c.members[0].stock(&["storage", "create", "data", "dir"]));
+    assert!(err.contains("The storage pool is already created"), "{err}");
+
+    ok(c.members[1].stock(&["storage", "delete", "data"]));
+    assert!(!c.members[0].lxd_dir().join("storage-pools/data").exists());
+    assert!(!custom.path().join("containers").exists());
+    assert!(!ok(c.members[2].lxc(&["storage", "list", "--format", "csv"])).contains("data,"));
 }
 
 #[test]
@@ -360,12 +408,17 @@ fn events_from_every_member_and_target_forwarding() {
         .env("LXD_DIR", c.members[0].lxd_dir())
         .env("LXD_CONF", c.members[0].conf.path())
         .env("HOME", c.members[0].conf.path());
-    let mut pty = Pty::spawn(monitor);
-    std::thread::sleep(Duration::from_millis(500));
-    ok(c.members[1].lxc(&["profile", "create", "made-on-node2"]));
-    ok(c.members[2].stock(&["profile", "create", "made-on-node3"]));
-    pty.expect("made-on-node2");
-    pty.expect("made-on-node3");
+    let pty = Pty::spawn(monitor);
+    // Members connect to each other's event streams within moments of hearing of each other.
+    let mut n = 0;
+    wait_for(Duration::from_secs(15), "events from node2 and node3 on node1", || {
+        n += 1;
+        ok(c.members[1].lxc(&["profile", "create", &format!("made-on-node2-{n}")]));
+        ok(c.members[2].stock(&["profile", "create", &format!("made-on-node3-{n}")]));
+        std::thread::sleep(Duration::from_millis(300));
+        let out = pty.output();
+        (out.contains("made-on-node2-") && out.contains("made-on-node3-")).then_some(())
+    });
     let out = pty.output();
     assert!(out.contains("\"location\":\"node2\"") && out.contains("\"location\":\"node3\""), "{out}");
 

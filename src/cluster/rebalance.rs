@@ -167,9 +167,15 @@ pub async fn rebalance_locked(d: &Arc<Daemon>) -> Result<()> {
     Ok(())
 }
 
+/// An explicit rebalance (after a join, a removal or a limit change); the members hear the
+/// new layout at once.
 pub async fn rebalance(d: &Arc<Daemon>) -> Result<()> {
     let _guard = d.membership_lock.lock().await;
-    rebalance_locked(d).await
+    let result = rebalance_locked(d).await;
+    if let Some(rt) = d.cluster_runtime() {
+        rt.heartbeat_now.notify_one();
+    }
+    result
 }
 
 /// Asks for a rebalance soon: on the leader directly, elsewhere through the leader.

@@ -368,6 +368,11 @@ impl Daemon {
         Ok(())
     }
 
+    /// This member's id in the `nodes` table (1 when standalone).
+    pub fn node_id(&self) -> i64 {
+        self.cluster_runtime().map(|rt| rt.id as i64).unwrap_or(1)
+    }
+
     pub fn cluster_runtime(&self) -> Option<Arc<crate::cluster::runtime::Runtime>> {
         self.cluster.read().ok()?.clone()
     }

@@ -38,46 +38,88 @@ struct Create {
     /// key=value...
     #[argh(positional, greedy)]
     pairs: Vec<String>,
+    /// cluster member name
+    #[argh(option)]
+    target: Option<String>,
 }
 
-one_arg!(ShowCmd, "show", "Show storage pool configurations.", pool, "the target: [<remote>:]<pool>");
+#[derive(FromArgs)]
+/// Show storage pool configurations.
+#[argh(subcommand, name = "show")]
+struct ShowCmd {
+    /// the target: [<remote>:]<pool>
+    #[argh(positional)]
+    pool: String,
+    /// cluster member name
+    #[argh(option)]
+    target: Option<String>,
+}
+
+/// Takes `--target X` (or `--target=X`) out of greedy positional arguments.
+fn take_target(args: &mut Vec<String>) -> Option<String> {
+    if let Some(i) = args.iter().position(|a| a == "--target") {
+        let value = args.get(i + 1).cloned();
+        args.drain(i..(i + 2).min(args.len()));
+        return value;
+    }
+    let i = args.iter().position(|a| a.starts_with("--target="))?;
+    Some(args.remove(i).trim_start_matches("--target=").to_string())
+}
+
+fn with_target(path: String, target: Option<&str>) -> String {
+    match target {
+        Some(t) => format!("{path}?target={t}"),
+        None => path,
+    }
+}
 one_arg!(DeleteCmd, "delete", "Delete storage pools.", pool, "the target: [<remote>:]<pool>");
 
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::List(l) => {
             let (remote, _) = ctx.remote_of(l.remote.as_deref().unwrap_or(""));
-            let pools: Vec<StoragePool> = ctx.connect(&remote)?.get_json("/1.0/storage-pools?recursion=1").await?;
+            let conn = ctx.connect(&remote)?;
+            let clustered = conn.get_json::<rxd::api::Cluster>("/1.0/cluster").await.is_ok_and(|c| c.enabled);
+            let pools: Vec<StoragePool> = conn.get_json("/1.0/storage-pools?recursion=1").await?;
+            // A clustered server hides SOURCE: it differs per member.
             let rows: Vec<Vec<String>> = pools
                 .iter()
                 .map(|p| {
-                    vec![
-                        p.name.clone(),
-                        p.driver.clone(),
-                        p.config.get("source").cloned().unwrap_or_default(),
-                        p.description.clone(),
-                        p.used_by.len().to_string(),
-                        p.status.to_uppercase(),
-                    ]
+                    let mut row = vec![p.name.clone(), p.driver.clone()];
+                    if !clustered {
+                        row.push(p.config.get("source").cloned().unwrap_or_default());
+                    }
+                    row.extend([p.description.clone(), p.used_by.len().to_string(), p.status.to_uppercase()]);
+                    row
                 })
                 .collect();
-            print!(
-                "{}",
-                format::render(l.format, &["NAME", "DRIVER", "SOURCE", "DESCRIPTION", "USED BY", "STATE"], &rows, &pools)
-            );
+            let headers: &[&str] = if clustered {
+                &["NAME", "DRIVER", "DESCRIPTION", "USED BY", "STATE"]
+            } else {
+                &["NAME", "DRIVER", "SOURCE", "DESCRIPTION", "USED BY", "STATE"]
+            };
+            print!("{}", format::render(l.format, headers, &rows, &pools));
             Ok(())
         }
         Cmd::Show(n) => {
             let (remote, name) = ctx.remote_of(&n.pool);
-            super::show::<StoragePool>(&ctx, &remote, &format!("/1.0/storage-pools/{name}")).await
+            let path = with_target(format!("/1.0/storage-pools/{name}"), n.target.as_deref());
+            super::show::<StoragePool>(&ctx, &remote, &path).await
         }
-        Cmd::Create(c) => {
+        Cmd::Create(mut c) => {
             let (remote, name) = ctx.remote_of(&c.pool);
+            let target = take_target(&mut c.pairs).or(c.target.clone());
             let config: std::collections::BTreeMap<String, String> =
                 if c.pairs.is_empty() { Default::default() } else { key_values(&c.pairs)?.into_iter().collect() };
             let body = serde_json::json!({"name": name, "driver": c.driver, "config": config, "description": ""});
-            ctx.connect(&remote)?.request("POST", "/1.0/storage-pools", Some(&body), None).await?;
-            println!("Storage pool {name} created");
+            let path = with_target("/1.0/storage-pools".into(), target.as_deref());
+            ctx.connect(&remote)?.request("POST", &path, Some(&body), None).await?;
+            if !ctx.quiet {
+                match target {
+                    Some(t) => println!("Storage pool {name} pending on member {t}"),
+                    None => println!("Storage pool {name} created"),
+                }
+            }
             Ok(())
         }
         Cmd::Delete(d) => {

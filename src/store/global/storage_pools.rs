@@ -148,3 +148,98 @@ pub fn add_member(b: &mut Batch, name: &str, node_id: i64, member_config: &BTree
         );
     }
 }
+
+/// Defines pool `name` on member `node_id` (pending), creating the pending pool if needed.
+pub fn define_pending(
+    b: &mut Batch,
+    name: &str,
+    driver: &str,
+    node_id: i64,
+    node_name: &str,
+    member_config: &BTreeMap<String, String>,
+) {
+    b.require_none(
+        "SELECT COUNT(*) FROM storage_pools WHERE name = ? AND driver != ?",
+        vec![name.into(), driver.into()],
+        "Storage pool already exists with a different driver",
+    );
+    b.require_none(
+        "SELECT COUNT(*) FROM storage_pools WHERE name = ? AND state != ?",
+        vec![name.into(), STATE_PENDING.into()],
+        "Storage pool is not in pending state",
+    );
+    b.require_none(
+        "SELECT COUNT(*) FROM storage_pools_nodes WHERE node_id = ? AND storage_pool_id = (SELECT id FROM storage_pools WHERE name = ?)",
+        vec![node_id.into(), name.into()],
+        format!("The storage pool already defined on node \"{node_name}\""),
+    );
+    b.push(
+        "INSERT OR IGNORE INTO storage_pools (name, driver, description, state) VALUES (?, ?, '', ?)",
+        vec![name.into(), driver.into(), STATE_PENDING.into()],
+    );
+    mark_member(b, name, node_id, STATE_PENDING, member_config);
+}
+
+/// Sets member `node_id`'s part of the pool: its state and member-specific keys.
+pub fn mark_member(b: &mut Batch, name: &str, node_id: i64, state: i64, member_config: &BTreeMap<String, String>) {
+    b.push(
+        "INSERT INTO storage_pools_nodes (storage_pool_id, node_id, state) VALUES ((SELECT id FROM storage_pools WHERE name = ?), ?, ?)
+         ON CONFLICT (storage_pool_id, node_id) DO UPDATE SET state = excluded.state",
+        vec![name.into(), node_id.into(), state.into()],
+    );
+    for (k, v) in member_config {
+        b.push(
+            "INSERT OR REPLACE INTO storage_pools_config (storage_pool_id, node_id, key, value) VALUES ((SELECT id FROM storage_pools WHERE name = ?), ?, ?, ?)",
+            vec![name.into(), node_id.into(), k.into(), v.into()],
+        );
+    }
+}
+
+/// Sets the pool's description, cluster-wide keys and global state.
+pub fn set_global(b: &mut Batch, name: &str, description: &str, config: &BTreeMap<String, String>, state: i64) {
+    b.push(
+        "UPDATE storage_pools SET description = ?, state = ? WHERE name = ?",
+        vec![description.into(), state.into(), name.into()],
+    );
+    b.push(
+        "DELETE FROM storage_pools_config WHERE node_id IS NULL AND storage_pool_id = (SELECT id FROM storage_pools WHERE name = ?)",
+        vec![name.into()],
+    );
+    for (k, v) in config {
+        b.push(
+            "INSERT INTO storage_pools_config (storage_pool_id, node_id, key, value) VALUES ((SELECT id FROM storage_pools WHERE name = ?), NULL, ?, ?)",
+            vec![name.into(), k.into(), v.into()],
+        );
+    }
+}
+
+pub fn set_state(b: &mut Batch, name: &str, state: i64) {
+    b.push("UPDATE storage_pools SET state = ? WHERE name = ?", vec![state.into(), name.into()]);
+}
+
+/// Each member's part of pool `name`: (node id, state, member-specific config).
+pub async fn members_of(db: &GlobalDb, name: &str) -> Result<Vec<(i64, i64, BTreeMap<String, String>)>> {
+    let rows = db
+        .query(&Stmt::new(
+            "SELECT spn.node_id, spn.state FROM storage_pools_nodes spn JOIN storage_pools p ON p.id = spn.storage_pool_id
+             WHERE p.name = ? ORDER BY spn.node_id",
+            vec![name.into()],
+        ))
+        .await?;
+    let cfg = db
+        .query(&Stmt::new(
+            "SELECT c.node_id, c.key, c.value FROM storage_pools_config c JOIN storage_pools p ON p.id = c.storage_pool_id
+             WHERE p.name = ? AND c.node_id IS NOT NULL",
+            vec![name.into()],
+        ))
+        .await?;
+    Ok(rows
+        .rows
+        .iter()
+        .map(|r| {
+            let id = int(r, 0);
+            let config = cfg.rows.iter().filter(|c| int(c, 0) == id).map(|c| (text(c, 1), text(c, 2))).collect();
+            (id, int(r, 1), config)
+        })
+        .collect())
+}

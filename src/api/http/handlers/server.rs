@@ -24,7 +24,8 @@ pub async fn handle(daemon: &Arc<Daemon>, req: &Request) -> HResult {
             daemon.update_config(&body.config, req.method == Method::PUT).await?;
             // New role limits take effect now, not at the next heartbeat round.
             let limits = ["cluster.max_voters", "cluster.max_standby"];
-            if limits.iter().any(|k| body.config.contains_key(*k) || (req.method == Method::PUT && info.config.contains_key(*k))) {
+            if limits.iter().any(|k| body.config.contains_key(*k) || (req.method == Method::PUT && info.config.contains_key(*k)))
+            {
                 crate::cluster::rebalance::nudge(daemon);
             }
             Ok(Response::empty())
