@@ -2,7 +2,8 @@
 //! the same topology and the same clients. Prints each figure and the ratio LXD / rxd (for
 //! times and memory, > 1 means rxd is better; for throughput the ratio is rxd / LXD).
 //!
-//! Run: `cargo bench --bench harness -- [--lxd /usr/bin/lxd] [--runs N] [--seconds S]`
+//! Run: `cargo bench --bench harness -- [--lxd /usr/bin/lxd] [--runs N] [--seconds S]
+//! [--failovers N] [--only single|cluster|members] [--sizes 3,20] [--idle S]`
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,10 +18,25 @@ struct Opts {
     failovers: usize,
     single: bool,
     cluster: bool,
+    members: bool,
+    /// Cluster sizes for the membership figures.
+    sizes: Vec<usize>,
+    /// Idle window for the CPU figure, seconds.
+    idle: f64,
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts { lxd: PathBuf::from("/usr/bin/lxd"), runs: 10, seconds: 3.0, failovers: 5, single: true, cluster: true };
+    let mut o = Opts {
+        lxd: PathBuf::from("/usr/bin/lxd"),
+        runs: 10,
+        seconds: 3.0,
+        failovers: 5,
+        single: true,
+        cluster: true,
+        members: true,
+        sizes: vec![3, 20],
+        idle: 20.0,
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -33,7 +49,12 @@ fn parse_opts() -> Opts {
                 let what = args.get(i + 1).cloned().unwrap_or_default();
                 o.single = what == "single";
                 o.cluster = what == "cluster";
+                o.members = what == "members";
             }
+            "--sizes" => {
+                o.sizes = args.get(i + 1).map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect()).unwrap_or_default()
+            }
+            "--idle" => o.idle = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(o.idle),
             _ => {
                 i += 1;
                 continue;
@@ -289,10 +310,14 @@ fn preseed(daemon: &Path, dir: &Path, text: &str) -> Duration {
 impl ClusterRun {
     /// Forms the cluster; returns it with the bootstrap and join times.
     fn form(daemon: &Path, base: u8) -> (ClusterRun, Vec<Duration>) {
+        ClusterRun::form_n(daemon, base, 3)
+    }
+
+    fn form_n(daemon: &Path, base: u8, n: u8) -> (ClusterRun, Vec<Duration>) {
         use std::os::unix::fs::PermissionsExt;
         let mut members = Vec::new();
         let mut times = Vec::new();
-        for i in 1..=3u8 {
+        for i in 1..=n {
             let dir = tempfile::Builder::new().prefix("rxd-bench-cluster-").tempdir().expect("tempdir");
             let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711));
             let child = spawn_daemon(daemon, dir.path());
@@ -423,6 +448,87 @@ fn measure_cluster(daemon: &Path, base: u8, opts: &Opts) -> ClusterFigures {
     f
 }
 
+/// CPU time (user + system) a process has used, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+#[derive(Default)]
+struct MembershipFigures {
+    join_mean: f64,
+    join_max: f64,
+    idle_cpu_pct: f64,
+    rss: f64,
+    list_p50: f64,
+    list_after_kill: f64,
+    offline_after_kill: f64,
+}
+
+/// Forms `n` members, then: joins, idle CPU and RSS per member, `lxc cluster list`, and after a
+/// leader SIGKILL the time until a survivor's `lxc cluster list` answers and until it shows the
+/// dead member OFFLINE (threshold 11 s on both systems).
+fn measure_membership(daemon: &Path, base: u8, n: u8, opts: &Opts) -> MembershipFigures {
+    let mut f = MembershipFigures::default();
+    let (mut c, times) = ClusterRun::form_n(daemon, base, n);
+    let joins: Vec<f64> = times.iter().skip(1).map(Duration::as_secs_f64).collect();
+    f.join_mean = joins.iter().sum::<f64>() / joins.len().max(1) as f64;
+    f.join_max = joins.iter().copied().fold(0.0, f64::max);
+    let conf = tempfile::tempdir().expect("conf");
+    let stock = Path::new("/usr/bin/lxc");
+    let _ = Command::new(stock)
+        .args(["config", "set", "cluster.offline_threshold", "11"])
+        .env("LXD_DIR", c.members[0].dir.path())
+        .env("LXD_CONF", conf.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    std::thread::sleep(Duration::from_secs(5));
+    let pids: Vec<u32> = c.members.iter().filter_map(|m| m.child.as_ref().map(Child::id)).collect();
+    let before: Vec<f64> = pids.iter().map(|p| cpu_seconds(*p)).collect();
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(opts.idle));
+    let elapsed = t.elapsed().as_secs_f64();
+    let used: f64 = pids.iter().zip(before).map(|(p, b)| cpu_seconds(*p) - b).sum();
+    f.idle_cpu_pct = 100.0 * used / elapsed / pids.len() as f64;
+    f.rss = pids.iter().map(|p| rss_kib(*p) as f64 / 1024.0).sum::<f64>() / pids.len() as f64;
+    let leader = c.leader(0).unwrap_or(0);
+    let survivor = (0..c.members.len()).find(|i| *i != leader).unwrap_or(1);
+    let survivor_dir = c.members[survivor].dir.path().to_path_buf();
+    f.list_p50 = time_command(stock, &["cluster", "list"], &survivor_dir, conf.path(), 10);
+    let pid = c.members[leader].child.as_ref().map(Child::id).unwrap_or(0);
+    let dead = format!("node{},", leader + 1);
+    let t = Instant::now();
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    if let Some(mut ch) = c.members[leader].child.take() {
+        let _ = ch.wait();
+    }
+    while t.elapsed() < Duration::from_secs(120) {
+        let out = Command::new(stock)
+            .args(["cluster", "list", "--format", "csv"])
+            .env("LXD_DIR", &survivor_dir)
+            .env("LXD_CONF", conf.path())
+            .output();
+        if let Ok(out) = out
+            && out.status.success()
+        {
+            if f.list_after_kill == 0.0 {
+                f.list_after_kill = t.elapsed().as_secs_f64();
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            if text.lines().any(|l| l.starts_with(&dead) && l.contains("OFFLINE")) {
+                f.offline_after_kill = t.elapsed().as_secs_f64();
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f
+}
+
 /// LXD's built-in image refresh must stay on loopback.
 fn ensure_hosts_mapping() {
     let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
@@ -506,5 +612,25 @@ fn main() {
         row("leader SIGKILL to next write (median)", "s", r.failover, lv(|l| l.failover), true);
         row("idle RSS per member", "MiB", r.rss, lv(|l| l.rss), true);
         row("`lxc cluster list` (stock lxc), median", "s", r.cluster_list, lv(|l| l.cluster_list), true);
+    }
+    if opts.members {
+        for &n in &opts.sizes {
+            let n = n.clamp(2, 60) as u8;
+            println!("{n} members: measuring rxd (idle window {} s)...", opts.idle);
+            let r = measure_membership(&rxd_daemon, 100, n, &opts);
+            let l = have_lxd.then(|| {
+                println!("{n} members: measuring LXD...");
+                measure_membership(&opts.lxd, 170, n, &opts)
+            });
+            header();
+            let lv = |f: fn(&MembershipFigures) -> f64| l.as_ref().map(f);
+            row(&format!("{n} members: join, mean"), "s", r.join_mean, lv(|l| l.join_mean), true);
+            row(&format!("{n} members: join, slowest"), "s", r.join_max, lv(|l| l.join_max), true);
+            row(&format!("{n} members: idle CPU per member"), "%core", r.idle_cpu_pct, lv(|l| l.idle_cpu_pct), true);
+            row(&format!("{n} members: idle RSS per member"), "MiB", r.rss, lv(|l| l.rss), true);
+            row(&format!("{n} members: `lxc cluster list` (stock), median"), "s", r.list_p50, lv(|l| l.list_p50), true);
+            row(&format!("{n} members: leader SIGKILL to list answering"), "s", r.list_after_kill, lv(|l| l.list_after_kill), true);
+            row(&format!("{n} members: leader SIGKILL to shown OFFLINE"), "s", r.offline_after_kill, lv(|l| l.offline_after_kill), true);
+        }
     }
 }
