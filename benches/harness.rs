@@ -453,7 +453,8 @@ fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -629,8 +630,20 @@ fn main() {
             row(&format!("{n} members: idle CPU per member"), "%core", r.idle_cpu_pct, lv(|l| l.idle_cpu_pct), true);
             row(&format!("{n} members: idle RSS per member"), "MiB", r.rss, lv(|l| l.rss), true);
             row(&format!("{n} members: `lxc cluster list` (stock), median"), "s", r.list_p50, lv(|l| l.list_p50), true);
-            row(&format!("{n} members: leader SIGKILL to list answering"), "s", r.list_after_kill, lv(|l| l.list_after_kill), true);
-            row(&format!("{n} members: leader SIGKILL to shown OFFLINE"), "s", r.offline_after_kill, lv(|l| l.offline_after_kill), true);
+            row(
+                &format!("{n} members: leader SIGKILL to list answering"),
+                "s",
+                r.list_after_kill,
+                lv(|l| l.list_after_kill),
+                true,
+            );
+            row(
+                &format!("{n} members: leader SIGKILL to shown OFFLINE"),
+                "s",
+                r.offline_after_kill,
+                lv(|l| l.offline_after_kill),
+                true,
+            );
         }
     }
 }

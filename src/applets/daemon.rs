@@ -37,6 +37,7 @@ enum Sub {
     Init(Init),
     Version(Version),
     Sql(Sql),
+    Cluster(super::admin::ClusterAdmin),
 }
 
 #[derive(FromArgs)]
@@ -108,6 +109,7 @@ pub fn main(name: &str, mut args: Vec<String>) -> ExitCode {
         let at = args.len() - 1;
         args.insert(at, "--".into());
     }
+    super::admin::expand_alias(&mut args);
     let opts: Lxd = match parse(name, &args) {
         Ok(o) => o,
         Err(code) => return code,
@@ -122,6 +124,7 @@ pub fn main(name: &str, mut args: Vec<String>) -> ExitCode {
         Some(Sub::Shutdown(s)) => client_call(|c| shutdown(c, s.timeout)),
         Some(Sub::Init(i)) => client_call(|c| init(c, i)),
         Some(Sub::Sql(q)) => client_call(|c| sql(c, q)),
+        Some(Sub::Cluster(c)) => client_call(|_| super::admin::run(c)),
     }
 }
 
@@ -205,6 +208,9 @@ async fn sql(conn: Connection, q: Sql) -> anyhow::Result<()> {
     } else {
         q.query
     };
+    if conn.open().await.is_err() {
+        return sql_offline(&q.database, &query).await;
+    }
     if query == ".dump" || query == ".schema" {
         let schema = if query == ".schema" { "&schema=1" } else { "" };
         let v: serde_json::Value = conn.get_json(&format!("/internal/sql?database={}{schema}", q.database)).await?;
@@ -213,7 +219,35 @@ async fn sql(conn: Connection, q: Sql) -> anyhow::Result<()> {
     }
     let body = serde_json::json!({"database": q.database, "query": query});
     let reply = conn.request("POST", "/internal/sql", Some(&body), None).await?;
-    let results = reply.envelope.metadata["Results"].as_array().cloned().unwrap_or_default();
+    print_sql_results(reply.envelope.metadata["Results"].as_array().cloned().unwrap_or_default());
+    Ok(())
+}
+
+/// `lxd sql local` with the daemon stopped: the member's local database file, directly.
+async fn sql_offline(database: &str, query: &str) -> anyhow::Result<()> {
+    let paths = Paths::from_env();
+    if database != "local" {
+        anyhow::bail!(
+            "The LXD daemon doesn't appear to be started (socket path: {}); `lxd sql global` needs the daemon running (and, in a cluster, a quorum)",
+            paths.socket().display()
+        );
+    }
+    if !paths.local_db().exists() {
+        anyhow::bail!("Failed to open local database: {} does not exist", paths.local_db().display());
+    }
+    let local = rxd::store::local::LocalDb::open(&paths.local_db()).await?;
+    let db = rxd::daemon::sql::SqlDb::Local(local.database());
+    if query == ".dump" || query == ".schema" {
+        print!("{}", rxd::daemon::sql::dump_on(db, query == ".schema").await?);
+    } else {
+        let results = rxd::daemon::sql::run_on(db, query).await?;
+        print_sql_results(serde_json::to_value(results)?.as_array().cloned().unwrap_or_default());
+    }
+    local.database().close().await;
+    Ok(())
+}
+
+fn print_sql_results(results: Vec<serde_json::Value>) {
     let many = results.len() > 1;
     for (i, r) in results.iter().enumerate() {
         if many {
@@ -236,7 +270,6 @@ async fn sql(conn: Connection, q: Sql) -> anyhow::Result<()> {
             println!();
         }
     }
-    Ok(())
 }
 
 async fn init(conn: Connection, opts: Init) -> anyhow::Result<()> {

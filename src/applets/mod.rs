@@ -1,5 +1,6 @@
 //! Thin front-ends: argv → a call into the library, output, exit code.
 
+mod admin;
 pub mod client;
 pub mod daemon;
 mod init;

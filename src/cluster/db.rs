@@ -69,6 +69,16 @@ impl ClusterDb {
                     let st = raft.status();
                     if st.is_leader {
                         execute_on_leader(&raft, &req).await
+                    } else if let (DbRequest::Query { stmt }, true) = (&req, st.leader != 0) {
+                        // A linearizable read on this replica: the leader confirms its commit
+                        // index over the raft link, then the local copy answers.
+                        match follower_read(&raft, stmt).await {
+                            Some(r) => r,
+                            None => match self.rt.transport.address_of(st.leader) {
+                                Some(addr) => self.forward(&addr, &req).await,
+                                None => Err(Retry::Later),
+                            },
+                        }
                     } else if st.leader != 0 {
                         match self.rt.transport.address_of(st.leader) {
                             Some(addr) => self.forward(&addr, &req).await,
@@ -101,6 +111,14 @@ impl ClusterDb {
         }
         Err(Retry::Later)
     }
+}
+
+/// A read on a follower after a read-index round trip; None when the leader did not confirm.
+async fn follower_read(raft: &RaftHandle, stmt: &Stmt) -> Option<Result<DbResponse, Retry>> {
+    raft.read_barrier().await.ok()?;
+    let db = raft.state_machine.database();
+    let db = db.read().await;
+    Some(db.query(stmt).await.map(|rows| DbResponse::Rows { rows }).map_err(Retry::Fail))
 }
 
 /// Executes a database request on this node, which believes it is the leader.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::rebalance::{self, current_members, offline_threshold};
 use super::runtime::{self, Runtime};
-use crate::api::Heartbeat;
+use crate::api::{Heartbeat, ReplicaPosition};
 use crate::client::Connection;
 use crate::daemon::{Daemon, Error, Result};
 use crate::store::Batch;
@@ -28,7 +28,7 @@ pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
             if rt.is_stopped() || d.is_shutting_down() {
                 return;
             }
-            let leader = rt.is_leader();
+            let leader = rt.is_leader() && !rt.patch_pending.load(std::sync::atomic::Ordering::SeqCst);
             if leader && (!was_leader || tokio::time::Instant::now() >= next) {
                 let interval = match round(&d, &rt).await {
                     Ok(i) => i,
@@ -48,16 +48,21 @@ pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
     });
 }
 
-async fn send(d: &Daemon, rt: &Runtime, address: &str, hb: &serde_json::Value) -> bool {
-    let Ok(conn) = Connection::https(address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert))
-    else {
-        return false;
-    };
+/// Sends one heartbeat; Some(the member's replica position, if it has a replica) when it
+/// answered.
+async fn send(d: &Daemon, rt: &Runtime, address: &str, hb: &serde_json::Value) -> Option<Option<ReplicaPosition>> {
+    let conn = Connection::https(address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert)).ok()?;
     let conn = conn.bound_to(rt.transport.source());
-    matches!(
-        tokio::time::timeout(ANSWER_WITHIN, conn.request("POST", "/internal/cluster/heartbeat", Some(hb), None)).await,
-        Ok(Ok(_))
-    )
+    match tokio::time::timeout(ANSWER_WITHIN, conn.request("POST", "/internal/cluster/heartbeat", Some(hb), None)).await {
+        Ok(Ok(reply)) => Some(serde_json::from_value(reply.envelope.metadata).ok()),
+        _ => None,
+    }
+}
+
+/// This member's own replica position, for heartbeats and their answers.
+pub fn own_position(rt: &Runtime) -> Option<ReplicaPosition> {
+    let st = rt.raft()?.status();
+    Some(ReplicaPosition { id: rt.id, last_index: st.last_index, term: st.last_term, seen_at: time::rfc3339(time::now_nanos()) })
 }
 
 /// One heartbeat round; returns the time until the next.
@@ -70,7 +75,13 @@ async fn round(d: &Arc<Daemon>, rt: &Arc<Runtime>) -> Result<Duration> {
     let all = global::nodes::list(&d.global).await?;
     let (schema, api) = all.iter().map(|n| (n.schema, n.api_extensions)).max().unwrap_or_default();
     let list: Vec<_> = members.iter().map(|(_, m)| m.clone()).collect();
-    let hb = Heartbeat { members: list.clone(), schema, api, time: time::rfc3339(time::now_nanos()), leader: rt.id };
+    let positions = d.local.replica_positions().await.unwrap_or_default();
+    let positions = positions
+        .into_iter()
+        .map(|p| ReplicaPosition { id: p.id, last_index: p.last_index, term: p.term, seen_at: p.seen_at })
+        .chain(own_position(rt))
+        .collect();
+    let hb = Heartbeat { members: list.clone(), schema, api, time: time::rfc3339(time::now_nanos()), leader: rt.id, positions };
     let body = serde_json::to_value(&hb).map_err(|e| Error::Internal(e.to_string()))?;
     let others = members.iter().filter(|(_, m)| m.id != rt.id);
     let answers = futures_util::future::join_all(others.map(|(n, m)| {
@@ -79,11 +90,22 @@ async fn round(d: &Arc<Daemon>, rt: &Arc<Runtime>) -> Result<Duration> {
     }))
     .await;
     drop(guard);
-    let mut alive: Vec<i64> = answers.iter().filter(|(_, ok)| *ok).map(|(id, _)| *id as i64).collect();
+    let heard: Vec<_> =
+        answers.iter().filter_map(|(_, a)| a.clone().flatten()).chain(own_position(rt)).map(local_position).collect();
+    let _ = d.local.record_replica_positions(&heard).await;
+    let mut alive: Vec<i64> = answers.iter().filter(|(_, a)| a.is_some()).map(|(id, _)| *id as i64).collect();
     alive.push(rt.id as i64);
     let mut b = Batch::new();
     store_nodes::heartbeat(&mut b, &alive, &time::rfc3339(time::now_nanos()));
     d.global.apply(&b).await?;
+    // The leader's own copy of the member list (names and spares included).
+    let nodes: Vec<crate::store::local::RaftNode> = list
+        .iter()
+        .map(|m| crate::store::local::RaftNode { id: m.id, address: m.address.clone(), role: m.role, name: m.name.clone() })
+        .collect();
+    if d.local.raft_nodes().await.ok().as_ref() != Some(&nodes) {
+        let _ = d.local.replace_raft_nodes(&nodes).await;
+    }
     rt.set_members(list);
     if members.len() > 1
         && let Ok(_guard) = d.membership_lock.try_lock()
@@ -94,8 +116,12 @@ async fn round(d: &Arc<Daemon>, rt: &Arc<Runtime>) -> Result<Duration> {
     Ok(interval)
 }
 
-/// A member's side of a heartbeat.
-pub async fn receive(d: &Arc<Daemon>, hb: Heartbeat) -> Result<()> {
+fn local_position(p: ReplicaPosition) -> crate::store::local::ReplicaPosition {
+    crate::store::local::ReplicaPosition { id: p.id, last_index: p.last_index, term: p.term, seen_at: p.seen_at }
+}
+
+/// A member's side of a heartbeat; answers with this member's replica position.
+pub async fn receive(d: &Arc<Daemon>, hb: Heartbeat) -> Result<Option<ReplicaPosition>> {
     if d.is_shutting_down() {
         return Err(Error::Unavailable("Shutting down".into()));
     }
@@ -104,8 +130,9 @@ pub async fn receive(d: &Arc<Daemon>, hb: Heartbeat) -> Result<()> {
         return Err(Error::BadRequest("Empty raft member set received".into()));
     }
     if rt.is_leader() {
-        return Ok(());
+        return Ok(own_position(&rt));
     }
+    let _ = d.local.record_replica_positions(&hb.positions.iter().cloned().map(local_position).collect::<Vec<_>>()).await;
     if let Some(own) = hb.members.iter().find(|m| m.id == rt.id) {
         d.events.set_location(&own.name);
     }
@@ -117,5 +144,5 @@ pub async fn receive(d: &Arc<Daemon>, hb: Heartbeat) -> Result<()> {
     } else {
         rt.set_members(hb.members);
     }
-    Ok(())
+    Ok(own_position(&rt))
 }

@@ -6,6 +6,7 @@
 //!
 //! May call: daemon (state), raft, store, client, tls.
 
+pub mod admin;
 pub mod db;
 pub mod forward;
 pub mod heartbeat;

@@ -178,6 +178,36 @@ pub async fn rebalance(d: &Arc<Daemon>) -> Result<()> {
     result
 }
 
+/// `DELETE /internal/cluster/raft-node/<address>` on the leader: takes a leftover member out of
+/// the raft configuration (one removed uncleanly), then rebalances.
+pub async fn remove_raft_node(d: &Arc<Daemon>, address: &str) -> Result<()> {
+    let address = crate::daemon::config::parse_address(address, 8443).map_err(Error::BadRequest)?;
+    let _guard = d.membership_lock.lock().await;
+    let (rt, raft) = leader_raft(d).map_err(|_| Error::Internal("Failed to get current raft nodes: Not leader".into()))?;
+    let st = raft.status();
+    let known = d.local.raft_nodes().await?;
+    let id = st
+        .voters
+        .iter()
+        .chain(&st.learners)
+        .copied()
+        .find(|id| {
+            rt.transport.address_of(*id).as_deref() == Some(address.as_str())
+                || known.iter().any(|n| n.id == *id && n.address == address)
+        })
+        .ok_or_else(|| Error::NotFound(format!("No raft node with address \"{address}\"")))?;
+    if id == rt.id {
+        return Err(Error::BadRequest("The leader cannot remove itself from the raft configuration".into()));
+    }
+    change_with_retry(&raft, Membership::Remove { id }).await?;
+    rt.transport.retain(|peer| peer != id);
+    if let Err(e) = rebalance_locked(d).await {
+        tracing::warn!(error = %e, "rebalancing after removing a raft member failed");
+    }
+    rt.heartbeat_now.notify_one();
+    Ok(())
+}
+
 /// Asks for a rebalance soon: on the leader directly, elsewhere through the leader.
 pub fn nudge(d: &Arc<Daemon>) {
     let Some(rt) = d.cluster_runtime() else { return };

@@ -34,6 +34,9 @@ pub struct Runtime {
     pub waiting_for_upgrade: AtomicBool,
     /// Wakes the upgrade gate (another member reported a version change).
     pub upgrade_wake: Notify,
+    /// Set while queued address changes (`lxd cluster edit`) wait to be applied: heartbeats
+    /// would go to the old addresses.
+    pub patch_pending: AtomicBool,
     stopped: AtomicBool,
 }
 
@@ -165,6 +168,7 @@ pub async fn start(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap: bo
         leader_hint: AtomicU64::new(0),
         waiting_for_upgrade: AtomicBool::new(false),
         upgrade_wake: Notify::new(),
+        patch_pending: AtomicBool::new(false),
         stopped: AtomicBool::new(false),
     });
     if own_role != ROLE_SPARE {
@@ -290,6 +294,7 @@ pub async fn resume(d: &Arc<Daemon>) -> Result<()> {
     if !name.is_empty() {
         d.events.set_location(&name);
     }
+    super::admin::spawn_global_patch(d.clone(), rt.clone());
     super::upgrade::spawn_gate(d.clone(), rt);
     Ok(())
 }

@@ -167,6 +167,20 @@ fn take_lock(paths: &Paths) -> std::result::Result<nix::fcntl::Flock<std::fs::Fi
     }
 }
 
+/// The pid of the daemon running on `paths`, if one holds its directory lock.
+pub fn running_pid(paths: &Paths) -> Option<String> {
+    use std::io::Read;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(paths.lock_file()).ok()?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(_released_on_drop) => None,
+        Err((mut file, _)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            Some(pid.trim().to_string())
+        }
+    }
+}
+
 /// Architecture id as LXD numbers them (x86_64 = 2, aarch64 = 4).
 pub fn architecture_id() -> i64 {
     match std::env::consts::ARCH {
@@ -270,7 +284,7 @@ impl Daemon {
         // Linearizable (a certificate just added through another member is seen); without a
         // quorum, this member's own replica still lets trusted clients in.
         let replica = self.cluster_runtime().and_then(|rt| rt.raft());
-        let fresh = tokio::time::timeout(std::time::Duration::from_secs(1), global::certificates::list(&self.global)).await;
+        let fresh = tokio::time::timeout(std::time::Duration::from_secs(3), global::certificates::list(&self.global)).await;
         let certs = match (fresh, replica) {
             (Ok(Ok(certs)), _) => certs,
             (_, Some(raft)) => {
@@ -299,7 +313,7 @@ impl Daemon {
         }
         let stale = self.trust_refreshed.lock().map(|at| at.elapsed() > std::time::Duration::from_millis(250)).unwrap_or(true);
         if stale {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.refresh_trust()).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(4), self.refresh_trust()).await;
         }
         self.trusted(fingerprint)
     }

@@ -4,7 +4,8 @@
 use serde::Serialize;
 
 use super::{Daemon, Result};
-use crate::store::db::RawResult;
+use crate::store::db::{Database, RawResult};
+use crate::store::global::GlobalDb;
 use crate::store::{Batch, Rows, Stmt, Value};
 
 #[derive(Clone, Copy)]
@@ -41,33 +42,55 @@ fn exec_result(n: u64) -> SqlResult {
     SqlResult { kind: "exec".into(), columns: vec![], rows: vec![], rows_affected: n }
 }
 
-async fn query(d: &Daemon, target: Target, sql: &str) -> Result<Rows> {
-    Ok(match target {
-        Target::Local => match d.local.database().run_raw(sql).await? {
+/// The database a query runs against: a member's local file (possibly with the daemon
+/// stopped), or the global database through whatever backend serves it.
+#[derive(Clone, Copy)]
+pub enum SqlDb<'a> {
+    Local(&'a Database),
+    Global(&'a GlobalDb),
+}
+
+impl Daemon {
+    fn sql_db(&self, target: Target) -> SqlDb<'_> {
+        match target {
+            Target::Local => SqlDb::Local(self.local.database()),
+            Target::Global => SqlDb::Global(&self.global),
+        }
+    }
+}
+
+async fn query(db: SqlDb<'_>, sql: &str) -> Result<Rows> {
+    Ok(match db {
+        SqlDb::Local(local) => match local.run_raw(sql).await? {
             RawResult::Rows(r) => r,
             RawResult::Affected(_) => Rows::default(),
         },
-        Target::Global => d.global.query(&Stmt::new(sql, vec![])).await?,
+        SqlDb::Global(global) => global.query(&Stmt::new(sql, vec![])).await?,
     })
 }
 
 /// Runs each `;`-separated statement in its own transaction.
 pub async fn run(d: &Daemon, target: Target, text: &str) -> Result<Vec<SqlResult>> {
+    run_on(d.sql_db(target), text).await
+}
+
+/// [`run`] against a given database.
+pub async fn run_on(db: SqlDb<'_>, text: &str) -> Result<Vec<SqlResult>> {
     let mut out = Vec::new();
     for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         if is_read(stmt) {
-            out.push(rows_result(query(d, target, stmt).await?));
+            out.push(rows_result(query(db, stmt).await?));
             continue;
         }
-        let n = match target {
-            Target::Local => match d.local.database().run_raw(stmt).await? {
+        let n = match db {
+            SqlDb::Local(local) => match local.run_raw(stmt).await? {
                 RawResult::Affected(n) => n,
                 RawResult::Rows(_) => 0,
             },
-            Target::Global => {
+            SqlDb::Global(global) => {
                 let mut b = Batch::new();
                 b.push(stmt, vec![]);
-                d.global.apply(&b).await?.first().copied().unwrap_or(0)
+                global.apply(&b).await?.first().copied().unwrap_or(0)
             }
         };
         out.push(exec_result(n));
@@ -87,9 +110,13 @@ fn literal(v: &Value) -> String {
 
 /// The database as SQL text, like `sqlite3 .dump` (or only the DDL with `schema_only`).
 pub async fn dump(d: &Daemon, target: Target, schema_only: bool) -> Result<String> {
+    dump_on(d.sql_db(target), schema_only).await
+}
+
+/// [`dump`] of a given database.
+pub async fn dump_on(db: SqlDb<'_>, schema_only: bool) -> Result<String> {
     let tables =
-        query(d, target, "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-            .await?;
+        query(db, "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").await?;
     let mut out = String::new();
     if !schema_only {
         out.push_str("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n");
@@ -102,14 +129,14 @@ pub async fn dump(d: &Daemon, target: Target, schema_only: bool) -> Result<Strin
         if schema_only {
             continue;
         }
-        let rows = query(d, target, &format!("SELECT * FROM \"{}\"", name.replace('"', "\"\""))).await?;
+        let rows = query(db, &format!("SELECT * FROM \"{}\"", name.replace('"', "\"\""))).await?;
         for r in &rows.rows {
             let values: Vec<String> = r.iter().map(literal).collect();
             out.push_str(&format!("INSERT INTO {name} VALUES({});\n", values.join(",")));
         }
     }
     if !schema_only {
-        let seq = query(d, target, "SELECT name, seq FROM sqlite_sequence").await.unwrap_or_default();
+        let seq = query(db, "SELECT name, seq FROM sqlite_sequence").await.unwrap_or_default();
         out.push_str("DELETE FROM sqlite_sequence;\n");
         for r in &seq.rows {
             out.push_str(&format!(

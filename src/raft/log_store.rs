@@ -237,6 +237,39 @@ impl LogStore {
         })
     }
 
+    /// Offline recovery: makes `conf` the configuration the log starts from, and turns every
+    /// membership change after `applied` into an empty entry (same index and term) so that the
+    /// old configuration is not re-applied. Returns how many entries were neutralised.
+    pub fn rewrite_membership<'a>(
+        &'a self,
+        applied: u64,
+        conf: &'a ConfState,
+    ) -> crate::util::BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(async move {
+            use raft::prelude::EntryType;
+            let last = self.mem.last_index().unwrap_or(0);
+            let first = (applied + 1).max(self.mem.first_index().unwrap_or(1));
+            let entries = if first <= last {
+                self.mem.entries(first, last + 1, None, GetEntriesContext::empty(false)).unwrap_or_default()
+            } else {
+                vec![]
+            };
+            let mut b = Batch::new();
+            let mut changed = Vec::new();
+            for e in entries {
+                if matches!(e.get_entry_type(), EntryType::EntryConfChange | EntryType::EntryConfChangeV2) {
+                    let mut blank = Entry { index: e.index, term: e.term, ..Default::default() };
+                    blank.set_entry_type(EntryType::EntryNormal);
+                    b.push("UPDATE log SET entry = ? WHERE idx = ?", vec![blob(&blank), Value::Int(e.index as i64)]);
+                    changed.push(blank);
+                }
+            }
+            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('conf_state', ?)", vec![blob(conf)]);
+            self.db.apply(&b).await?;
+            Ok(changed.len())
+        })
+    }
+
     /// Keeps the mirror's configuration in step with the applied one.
     pub fn set_conf_state(&self, cs: ConfState) {
         self.mem.wl().set_conf_state(cs);

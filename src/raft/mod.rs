@@ -7,6 +7,7 @@
 
 pub mod log_store;
 pub mod node;
+pub mod offline;
 pub mod state_machine;
 
 use raft::prelude::Message;

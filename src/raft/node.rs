@@ -45,6 +45,9 @@ pub struct RaftStatus {
     pub is_leader: bool,
     pub applied: u64,
     pub commit: u64,
+    /// The end of this replica's log.
+    pub last_index: u64,
+    pub last_term: u64,
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
     /// The leader has committed an entry of its own term, so its commit index is current.
@@ -124,7 +127,12 @@ impl RaftHandle {
         }
         let (tx, rx) = oneshot::channel();
         self.send(Msg::ReadIndex(tx))?;
-        rx.await.map_err(|_| RaftError::Stopped)?
+        // A follower's request can be lost with a leadership change: give up and let the
+        // caller go to the leader instead.
+        match tokio::time::timeout(Duration::from_secs(2), rx).await {
+            Ok(r) => r.map_err(|_| RaftError::Stopped)?,
+            Err(_) => Err(RaftError::Dropped),
+        }
     }
 
     pub async fn change(&self, change: Membership) -> Result<(), RaftError> {
@@ -349,7 +357,16 @@ impl Driver {
             }
             Msg::ReadIndex(reply) => {
                 if self.node.raft.state != StateRole::Leader {
-                    let _ = reply.send(Err(self.leader_error()));
+                    // A follower asks the leader for its commit index (raft's ReadIndex); the
+                    // answer arrives as a read state in a later Ready.
+                    if self.node.raft.leader_id == 0 {
+                        let _ = reply.send(Err(self.leader_error()));
+                        return None;
+                    }
+                    let ctx = self.next_read;
+                    self.next_read += 1;
+                    self.node.read_index(ctx.to_be_bytes().to_vec());
+                    self.reads.insert(ctx, reply);
                     return None;
                 }
                 let ctx = self.next_read;
@@ -647,6 +664,8 @@ impl Driver {
             is_leader: r.state == StateRole::Leader,
             applied: self.applied,
             commit: r.raft_log.committed,
+            last_index: r.raft_log.last_index(),
+            last_term: r.raft_log.last_term(),
             voters: cs.voters.clone(),
             learners: cs.learners.clone(),
             commit_in_term: r.state == StateRole::Leader && r.commit_to_current_term(),

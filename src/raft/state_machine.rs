@@ -163,6 +163,18 @@ impl StateMachine {
         })
     }
 
+    /// Offline recovery: records `conf` as the applied configuration (index and term kept).
+    pub fn set_applied_conf<'a>(&'a self, conf: &'a ConfState) -> crate::util::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let applied = self.applied().await?;
+            let db = self.db.read().await;
+            let mut tx = db.pool().begin().await?;
+            Self::record(&mut tx, applied.index, applied.term, conf).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     pub async fn close(&self) {
         self.db.read().await.close().await;
     }

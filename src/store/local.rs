@@ -9,9 +9,10 @@ use super::db::{Database, int, text};
 use super::migrate::Migration;
 use super::value::{Batch, Stmt, Value};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
 CREATE TABLE config (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     key TEXT NOT NULL,
@@ -32,7 +33,28 @@ CREATE TABLE patches (
     UNIQUE (name)
 );
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        sql: "
+CREATE TABLE replica_positions (
+    id INTEGER PRIMARY KEY NOT NULL,
+    last_index INTEGER NOT NULL,
+    term INTEGER NOT NULL,
+    seen_at TEXT NOT NULL
+);
+",
+    },
+];
+
+/// How far a replica's log reached when last heard of (heartbeats carry it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaPosition {
+    pub id: u64,
+    pub last_index: u64,
+    pub term: u64,
+    pub seen_at: String,
+}
 
 /// A row of `raft_nodes`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -87,6 +109,35 @@ impl LocalDb {
             .iter()
             .map(|r| RaftNode { id: int(r, 0) as u64, address: text(r, 1), role: int(r, 2), name: text(r, 3) })
             .collect())
+    }
+
+    pub async fn replica_positions(&self) -> Result<Vec<ReplicaPosition>> {
+        let rows =
+            self.db.query(&Stmt::new("SELECT id, last_index, term, seen_at FROM replica_positions ORDER BY id", vec![])).await?;
+        Ok(rows
+            .rows
+            .iter()
+            .map(|r| ReplicaPosition {
+                id: int(r, 0) as u64,
+                last_index: int(r, 1) as u64,
+                term: int(r, 2) as u64,
+                seen_at: text(r, 3),
+            })
+            .collect())
+    }
+
+    pub async fn record_replica_positions(&self, positions: &[ReplicaPosition]) -> Result<()> {
+        let mut b = Batch::new();
+        for p in positions {
+            b.push(
+                "INSERT OR REPLACE INTO replica_positions (id, last_index, term, seen_at) VALUES (?, ?, ?, ?)",
+                vec![Value::Int(p.id as i64), Value::Int(p.last_index as i64), Value::Int(p.term as i64), (&p.seen_at).into()],
+            );
+        }
+        if !b.is_empty() {
+            self.db.apply(&b).await?;
+        }
+        Ok(())
     }
 
     pub async fn replace_raft_nodes(&self, nodes: &[RaftNode]) -> Result<()> {

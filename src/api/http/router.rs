@@ -132,6 +132,7 @@ fn allowed(segments: &[&str]) -> Option<&'static [Method]> {
         ["internal", "cluster", "heartbeat"] => POST,
         ["internal", "cluster", "token"] => POST,
         ["internal", "cluster", "upgraded"] => POST,
+        ["internal", "cluster", "raft-node", _] => &[M::DELETE],
         ["internal", "sql"] => GET_POST,
         _ => return None,
     })
@@ -198,6 +199,7 @@ async fn dispatch(daemon: Arc<Daemon>, req: Request) -> Response {
         ["internal", "cluster", "heartbeat"] => handlers::cluster::heartbeat(&daemon, &req).await,
         ["internal", "cluster", "token"] => handlers::cluster::token(&daemon, &req).await,
         ["internal", "cluster", "upgraded"] => handlers::cluster::upgraded(&daemon).await,
+        ["internal", "cluster", "raft-node", address] => handlers::cluster::raft_node(&daemon, &req, address).await,
         ["internal", "sql"] => handlers::internal::sql(&daemon, &req).await,
         _ => Ok(Response::error(404, "not found")),
     };

@@ -159,6 +159,18 @@ pub struct Heartbeat {
     /// The sender's raft id (the leader).
     #[serde(default)]
     pub leader: u64,
+    /// How far each replica's log reached when last heard of.
+    #[serde(default, deserialize_with = "super::nullable")]
+    pub positions: Vec<ReplicaPosition>,
+}
+
+/// A replica's log end as a heartbeat reports it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplicaPosition {
+    pub id: u64,
+    pub last_index: u64,
+    pub term: u64,
+    pub seen_at: String,
 }
 
 /// `POST /internal/cluster/assign`: the leader gives the receiver the role listed for it.

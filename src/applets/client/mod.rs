@@ -51,7 +51,7 @@ macro_rules! list_cmd {
 
 mod cluster;
 mod config;
-mod format;
+pub(crate) mod format;
 mod monitor;
 mod operation;
 mod profile;

@@ -204,8 +204,16 @@ pub async fn assign(daemon: &Arc<Daemon>, req: &Request) -> HResult {
 
 pub async fn heartbeat(daemon: &Arc<Daemon>, req: &Request) -> HResult {
     let body: Heartbeat = req.json()?;
-    heartbeat::receive(daemon, body).await?;
-    Ok(Response::empty())
+    Ok(Response::sync(heartbeat::receive(daemon, body).await?))
+}
+
+/// `DELETE /internal/cluster/raft-node/<address>` (`lxd cluster remove-raft-node`).
+pub async fn raft_node(daemon: &Arc<Daemon>, req: &Request, address: &str) -> HResult {
+    if let Some(r) = to_leader(daemon, req).await {
+        return Ok(r);
+    }
+    rebalance::remove_raft_node(daemon, address).await?;
+    Ok(Response::sync(serde_json::Value::Null))
 }
 
 /// `POST /internal/cluster/token`: another member asks whether this member issued a join token.
