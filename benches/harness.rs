@@ -315,20 +315,23 @@ impl ClusterRun {
 
     fn form_n(daemon: &Path, base: u8, n: u8) -> (ClusterRun, Vec<Duration>) {
         use std::os::unix::fs::PermissionsExt;
-        let mut members = Vec::new();
+        // Members go into the run as soon as they start, so a failure stops them all.
+        let mut run = ClusterRun { members: Vec::new(), daemon: daemon.to_path_buf() };
         let mut times = Vec::new();
         for i in 1..=n {
             let dir = tempfile::Builder::new().prefix("rxd-bench-cluster-").tempdir().expect("tempdir");
             let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711));
             let child = spawn_daemon(daemon, dir.path());
-            waitready(daemon, dir.path());
             let address = format!("127.0.0.{}:8443", base + i);
+            run.members.push(Member { child: Some(child), dir, address: address.clone() });
+            let dir = run.members[run.members.len() - 1].dir.path().to_path_buf();
+            waitready(daemon, &dir);
             let text = if i == 1 {
                 format!(
                     "config:\n  core.https_address: {address}\n  core.trust_password: sekret\n  images.auto_update_interval: 0\nstorage_pools:\n- name: default\n  driver: dir\nprofiles:\n- name: default\n  devices:\n    root: {{path: /, pool: default, type: disk}}\ncluster:\n  server_name: node1\n  enabled: true\n"
                 )
             } else {
-                let first: &Member = &members[0];
+                let first: &Member = &run.members[0];
                 let cert = std::fs::read_to_string(first.dir.path().join("cluster.crt")).expect("cluster.crt");
                 let cert = cert.trim_end().replace('\n', "\\n");
                 format!(
@@ -336,10 +339,9 @@ impl ClusterRun {
                     first.address
                 )
             };
-            times.push(preseed(daemon, dir.path(), &text));
-            members.push(Member { child: Some(child), dir, address });
+            times.push(preseed(daemon, &dir, &text));
         }
-        (ClusterRun { members, daemon: daemon.to_path_buf() }, times)
+        (run, times)
     }
 
     fn leader(&self, via: usize) -> Option<usize> {

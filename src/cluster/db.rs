@@ -156,7 +156,8 @@ impl ClusterDb {
         let envelope: crate::api::Envelope = serde_json::from_slice(&bytes).map_err(|_| Retry::Later)?;
         if envelope.kind == "error" {
             return match status {
-                503 => Err(Retry::Later),
+                // 403: the member has not seen our certificate yet (we are joining).
+                503 | 403 => Err(Retry::Later),
                 s => Err(Retry::Fail(from_status(s, envelope.error))),
             };
         }
