@@ -275,7 +275,33 @@ impl ServerCertVerifier for PinnedServer {
 }
 
 /// A client configuration pinning the server and optionally presenting `identity`.
+/// Client configurations for pinned servers, kept so that repeated connections between the same
+/// parties (members' heartbeats, forwarded requests) resume TLS sessions instead of paying for
+/// a full handshake each time.
+static PINNED_CLIENTS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Arc<rustls::ClientConfig>>>> =
+    std::sync::LazyLock::new(Default::default);
+
 pub fn client_config(pin: ServerPin, identity: Option<&KeyPairPem>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let key = match &pin {
+        ServerPin::Fingerprint(fp) => Some(format!("{fp}/{}", identity.map(|i| i.cert.as_str()).unwrap_or(""))),
+        ServerPin::AcceptAny => None,
+    };
+    if let Some(k) = &key
+        && let Some(cfg) = PINNED_CLIENTS.lock().ok().and_then(|c| c.get(k).cloned())
+    {
+        return Ok(cfg);
+    }
+    let cfg = build_client_config(pin, identity)?;
+    if let (Some(k), Ok(mut cache)) = (key, PINNED_CLIENTS.lock()) {
+        if cache.len() > 64 {
+            cache.clear();
+        }
+        cache.insert(k, cfg.clone());
+    }
+    Ok(cfg)
+}
+
+fn build_client_config(pin: ServerPin, identity: Option<&KeyPairPem>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let p = provider();
     let builder = rustls::ClientConfig::builder_with_provider(p.clone())
         .with_safe_default_protocol_versions()?

@@ -534,3 +534,32 @@ fn interactive_init_bootstraps_and_joins_with_a_password_or_a_token() {
     assert!(!fourth.lxc(&["cluster", "list"]).status.success());
     assert_eq!(ok(first.lxc(&["cluster", "list", "--format", "csv"])).lines().count(), 3);
 }
+
+#[test]
+fn cluster_groups_with_both_clients() {
+    let lone = Member::start();
+    let err = fails(lone.stock(&["cluster", "group", "list"]));
+    assert!(err.contains("isn't part of a cluster"), "{err}");
+    let err = fails(lone.lxc(&["query", "/1.0/cluster/groups"]));
+    assert!(err.contains("This server is not clustered"), "{err}");
+    let c = TestCluster::form(2);
+    let m = &c.members[0];
+    ok(m.stock(&["cluster", "group", "create", "gpu"]));
+    ok(m.lxc(&["cluster", "group", "assign", "node2", "default,gpu"]));
+    let list = ok(m.stock(&["cluster", "group", "list", "--format", "csv"]));
+    assert!(list.contains("default,Default cluster group,2") && list.contains("gpu,,1"), "{list}");
+    assert!(ok(m.lxc(&["cluster", "show", "node2"])).contains("- gpu"));
+    let err = fails(m.stock(&["cluster", "group", "delete", "gpu"]));
+    assert!(err.contains("Only empty cluster groups can be removed"), "{err}");
+    ok(m.stock(&["cluster", "group", "remove", "node2", "gpu"]));
+    let err = fails(m.lxc(&["cluster", "group", "rename", "default", "other"]));
+    assert!(err.contains("The \"default\" group cannot be renamed"), "{err}");
+    ok(m.lxc(&["cluster", "group", "rename", "gpu", "accel"]));
+    let shown = ok(m.stock(&["cluster", "group", "show", "accel"]));
+    assert!(shown.contains("members: []"), "{shown}");
+    ok(m.stock(&["cluster", "group", "delete", "accel"]));
+    let err = fails(m.stock(&["cluster", "group", "delete", "default"]));
+    assert!(err.contains("The 'default' cluster group cannot be deleted"), "{err}");
+    let err = fails(m.stock(&["cluster", "group", "remove", "node2", "default"]));
+    assert!(err.contains("at least one group"), "{err}");
+}

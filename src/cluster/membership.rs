@@ -297,6 +297,7 @@ pub async fn accept(d: &Arc<Daemon>, req: AcceptRequest) -> Result<AcceptRespons
     let mut members: Vec<RaftMember> = current_members(d, &rt).await?.into_iter().map(|(_, m)| m).collect();
     if role != ROLE_SPARE {
         change_with_retry(&raft, Membership::AddLearner { id, address: req.address.clone() }).await?;
+        super::rebalance::probe_new_replica(&raft);
     }
     members.push(RaftMember { id, address: req.address.clone(), role, name: req.name.clone() });
     let cluster = tls::load_or_generate(&d.paths.dir, "cluster", CertKind::Server).map_err(internal)?;

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod db;
 pub mod forward;
+pub mod groups;
 pub mod heartbeat;
 pub mod members;
 pub mod membership;

@@ -25,6 +25,18 @@ pub fn leader_raft(d: &Daemon) -> Result<(Arc<Runtime>, RaftHandle)> {
     Ok((rt, raft))
 }
 
+/// After adding a replica, heartbeat it often for a few seconds: it is usually still starting,
+/// and raft probes it again only when it answers a heartbeat.
+pub fn probe_new_replica(raft: &RaftHandle) {
+    let raft = raft.clone();
+    tokio::spawn(async move {
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            raft.ping();
+        }
+    });
+}
+
 pub async fn change_with_retry(raft: &RaftHandle, change: Membership) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -132,6 +144,7 @@ async fn apply(d: &Daemon, rt: &Runtime, raft: &RaftHandle, change: Change, memb
         (ROLE_STANDBY, ROLE_VOTER) => change_with_retry(raft, Membership::AddVoter { id: change.id, address }).await?,
         (ROLE_SPARE, ROLE_VOTER | ROLE_STANDBY) => {
             change_with_retry(raft, Membership::AddLearner { id: change.id, address: address.clone() }).await?;
+            probe_new_replica(raft);
             if let Err(e) = assign(d, rt, &address, listed(ROLE_STANDBY), raft.status().commit).await {
                 let _ = change_with_retry(raft, Membership::Remove { id: change.id }).await;
                 return Err(e);

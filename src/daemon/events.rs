@@ -1,6 +1,7 @@
 //! The event hub: every operation, lifecycle and logging event this member produces (and, in a
 //! cluster, relays) goes through one broadcast channel that `/1.0/events` listeners subscribe to.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::broadcast;
@@ -16,6 +17,18 @@ pub const TYPE_LOGGING: &str = "logging";
 pub struct EventHub {
     tx: broadcast::Sender<Arc<Event>>,
     location: RwLock<String>,
+    /// Listeners that asked for `logging` events: without any, log records are not turned
+    /// into events at all (most listeners, such as other members, only want operations).
+    logging_listeners: Arc<AtomicUsize>,
+}
+
+/// Held by a listener that wants `logging` events.
+pub struct LoggingInterest(Arc<AtomicUsize>);
+
+impl Drop for LoggingInterest {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Default for EventHub {
@@ -27,7 +40,7 @@ impl Default for EventHub {
 impl EventHub {
     pub fn new() -> EventHub {
         let (tx, _) = broadcast::channel(4096);
-        EventHub { tx, location: RwLock::new("none".into()) }
+        EventHub { tx, location: RwLock::new("none".into()), logging_listeners: Arc::new(AtomicUsize::new(0)) }
     }
 
     /// The `location` stamped on this member's events: its name, or `none` when standalone.
@@ -47,6 +60,16 @@ impl EventHub {
 
     pub fn has_listeners(&self) -> bool {
         self.tx.receiver_count() > 0
+    }
+
+    /// Registers a listener for `logging` events until the returned value is dropped.
+    pub fn want_logging(&self) -> LoggingInterest {
+        self.logging_listeners.fetch_add(1, Ordering::SeqCst);
+        LoggingInterest(self.logging_listeners.clone())
+    }
+
+    pub fn wants_logging(&self) -> bool {
+        self.logging_listeners.load(Ordering::SeqCst) > 0
     }
 
     /// Publishes an event produced on this member.
@@ -104,7 +127,7 @@ impl tracing::field::Visit for FieldCollector {
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LoggingLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
-        if !self.hub.has_listeners() || !event.metadata().target().starts_with("rxd") {
+        if !self.hub.wants_logging() || !event.metadata().target().starts_with("rxd") {
             return;
         }
         let mut fields = FieldCollector { message: String::new(), context: serde_json::Map::new() };

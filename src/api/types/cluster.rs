@@ -187,3 +187,23 @@ pub struct AssignRequest {
 pub struct HandoverRequest {
     pub address: String,
 }
+
+/// `/1.0/cluster/groups/<name>`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClusterGroup {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, deserialize_with = "super::nullable")]
+    pub members: Vec<String>,
+}
+
+/// `PUT/PATCH /1.0/cluster/groups/<name>`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClusterGroupPut {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, deserialize_with = "super::nullable")]
+    pub members: Vec<String>,
+}

@@ -31,6 +31,7 @@ enum Cmd {
     Add(Add),
     ListTokens(ListTokens),
     RevokeToken(RevokeToken),
+    Group(super::cluster_group::Args),
 }
 
 list_cmd!(List, "List all the cluster members.");
@@ -149,6 +150,7 @@ async fn tokens(conn: &rxd::client::Connection) -> anyhow::Result<Vec<(Operation
 
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     match args.cmd {
+        Cmd::Group(g) => super::cluster_group::run(ctx, g).await,
         Cmd::List(l) => {
             let (remote, _) = ctx.remote_of(l.remote.as_deref().unwrap_or(""));
             let conn = ctx.connect(&remote)?;

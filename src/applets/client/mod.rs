@@ -50,6 +50,7 @@ macro_rules! list_cmd {
 }
 
 mod cluster;
+mod cluster_group;
 mod config;
 pub(crate) mod format;
 mod monitor;

@@ -3,6 +3,7 @@
 //! standalone member, the replicated state machine in a cluster) is invisible to callers.
 
 pub mod certificates;
+pub mod cluster_groups;
 pub mod config;
 pub mod nodes;
 pub mod operations;

@@ -238,3 +238,44 @@ pub async fn upgraded(daemon: &Arc<Daemon>) -> HResult {
     }
     Ok(Response::empty())
 }
+
+/// `/1.0/cluster/groups`.
+pub async fn groups(daemon: &Arc<Daemon>, req: &Request) -> HResult {
+    use crate::cluster::groups;
+    if req.method == Method::POST {
+        let body: crate::api::ClusterGroup = req.json()?;
+        let name = body.name.clone();
+        groups::create(daemon, body).await?;
+        return Ok(Response::created(format!("/1.0/cluster/groups/{name}")));
+    }
+    let list = groups::list(daemon).await?;
+    Ok(list_response(req, list, |g| format!("/1.0/cluster/groups/{}", g.name)))
+}
+
+/// `/1.0/cluster/groups/<name>`.
+pub async fn group(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
+    use crate::cluster::groups;
+    match req.method {
+        Method::GET => {
+            let g = groups::get(daemon, name).await?;
+            let etag = etag_of(&(&g.description, &g.members));
+            Ok(Response::sync_etag(g, etag))
+        }
+        Method::POST => {
+            let body: crate::api::ClusterGroup = req.json()?;
+            groups::rename(daemon, name, &body.name).await?;
+            Ok(Response::empty())
+        }
+        Method::DELETE => {
+            groups::delete(daemon, name).await?;
+            Ok(Response::empty())
+        }
+        _ => {
+            let g = groups::get(daemon, name).await?;
+            req.check_etag(&etag_of(&(&g.description, &g.members)))?;
+            let body: crate::api::ClusterGroupPut = req.json()?;
+            groups::update(daemon, name, body, req.method == Method::PATCH).await?;
+            Ok(Response::empty())
+        }
+    }
+}
