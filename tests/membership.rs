@@ -47,6 +47,14 @@ fn join_tokens_work_on_any_member_once() {
     let err = fails(m5.lxd_stdin(&["init", "--preseed"], Some(&token_preseed(&m5.address(), &forged))));
     assert!(err.contains("Certificate fingerprint mismatch"), "{err}");
 
+    // Tokens expire (cluster.join_token_expiry).
+    ok(c.members[0].stock(&["config", "set", "cluster.join_token_expiry", "2S"]));
+    let short = token_of(&ok(c.members[1].lxc(&["cluster", "add", "node7"])));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!ok(c.members[0].lxc(&["cluster", "list-tokens", "--format", "csv"])).contains("node7"));
+    let err = fails(m5.lxd_stdin(&["init", "--preseed"], Some(&token_preseed(&m5.address(), &short))));
+    assert!(err.contains("No matching cluster join operation found"), "{err}");
+
     // Four members: three voters and one stand-by, on every member.
     wait_for(Duration::from_secs(15), "node4 as stand-by", || (c.roles(3, "node4") == "database-standby").then_some(()));
     let list = c.list(0);
@@ -354,8 +362,17 @@ fn a_newer_member_waits_until_every_member_is_upgraded() {
     let stock = ok(c.members[2].stock(&["cluster", "list"]));
     assert!(stock.contains("BLOCKED"), "{stock}");
 
+    // An older member does not start next to a newer one.
+    ok(c.members[2].lxd(&["shutdown"]));
+    assert!(c.members[2].wait_exit(Duration::from_secs(30)).is_some());
+    c.members[2].spawn_no_wait();
+    let status = c.members[2].wait_exit(Duration::from_secs(30)).expect("the older member exits");
+    assert!(!status.success());
+    assert!(c.members[2].log().contains("this node's version is behind, please upgrade"), "{}", c.members[2].log());
+
     restart_newer(&mut c.members[1]);
-    restart_newer(&mut c.members[2]);
+    c.members[2].env.push(bump.clone());
+    c.members[2].spawn();
     // Every member runs the new version: node1 serves again without a restart.
     wait_for(Duration::from_secs(20), "node1 serving again", || {
         c.members[0].lxc(&["cluster", "list"]).status.success().then_some(())

@@ -40,8 +40,22 @@ pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
                 next = tokio::time::Instant::now() + interval;
             }
             was_leader = leader;
+            // Sleep until the next round is due (a leader) or a while (others), waking early
+            // when leadership may have changed or a round is asked for.
+            let wake = if leader { next } else { tokio::time::Instant::now() + Duration::from_secs(2) };
+            let raw_leader = rt.is_leader();
+            let mut status = rt.raft().map(|r| r.watch());
+            let leadership = async {
+                match status.as_mut() {
+                    Some(w) => {
+                        let _ = w.wait_for(|s| s.is_leader != raw_leader).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = leadership => {}
                 _ = rt.heartbeat_now.notified() => next = tokio::time::Instant::now(),
             }
         }

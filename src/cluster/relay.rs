@@ -36,7 +36,12 @@ pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
                     .entry(m.id)
                     .or_insert_with(|| (m.address.clone(), tokio::spawn(follow(d.clone(), rt.clone(), m.address.clone()))));
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Links are re-checked when the member list changes, and every few seconds to
+            // reconnect broken ones.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3)) => {}
+                _ = rt.members_changed.notified() => {}
+            }
         }
         for (_, (_, task)) in links {
             task.abort();

@@ -28,6 +28,8 @@ pub struct Runtime {
     members: RwLock<Vec<RaftMember>>,
     /// Wakes the heartbeat task early (a membership change the others should hear about).
     pub heartbeat_now: Notify,
+    /// Signalled when the member list changes (the event relay follows it).
+    pub members_changed: Notify,
     /// The leader as the last heartbeat named it (what a spare knows of leadership).
     leader_hint: AtomicU64,
     /// Set while this member runs a newer version than some other member: its API waits.
@@ -77,8 +79,12 @@ impl Runtime {
 
     pub fn set_members(&self, members: Vec<RaftMember>) {
         if let Ok(mut m) = self.members.write() {
+            if *m == members {
+                return;
+            }
             *m = members;
         }
+        self.members_changed.notify_waiters();
     }
 
     pub fn is_stopped(&self) -> bool {
@@ -165,6 +171,7 @@ pub async fn start(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap: bo
                 .collect(),
         ),
         heartbeat_now: Notify::new(),
+        members_changed: Notify::new(),
         leader_hint: AtomicU64::new(0),
         waiting_for_upgrade: AtomicBool::new(false),
         upgrade_wake: Notify::new(),

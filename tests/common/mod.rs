@@ -127,6 +127,21 @@ impl Member {
         assert!(out.status.success(), "daemon not ready: {}\nlog:\n{}", stderr(&out), self.log());
     }
 
+    /// Starts the daemon without waiting for it (for daemons expected to refuse to start).
+    pub fn spawn_no_wait(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("log");
+        let child = Command::new(bin_dir().join("lxd"))
+            .arg("--debug")
+            .env("LXD_DIR", self.dir.path())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn daemon");
+        self.daemon = Guard(Some(child));
+    }
+
     pub fn pid(&self) -> u32 {
         self.daemon.0.as_ref().map(Child::id).unwrap_or(0)
     }
