@@ -9,11 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::runtime::Runtime;
-use crate::client::Connection;
 use crate::raft::{RaftError, RaftHandle};
 use crate::store::global::Replicated;
 use crate::store::{Batch, Rows, Stmt, StoreError};
-use crate::tls::{KeyPairPem, ServerPin};
 use crate::util::BoxFuture;
 
 /// How long a read or write may wait for a leader with a quorum.
@@ -46,7 +44,6 @@ pub struct ClusterDb {
     /// The member's cluster machinery: its replica (None on a spare, which relays everything
     /// through the replicas) and its transport.
     pub rt: Arc<Runtime>,
-    pub identity: KeyPairPem,
 }
 
 /// Maps an error status from the leader back to the store error it came from.
@@ -147,9 +144,7 @@ pub async fn execute_on_leader(raft: &RaftHandle, req: &DbRequest) -> Result<DbR
 
 impl ClusterDb {
     async fn forward(&self, address: &str, req: &DbRequest) -> Result<DbResponse, Retry> {
-        let conn = Connection::https(address, ServerPin::Fingerprint(self.rt.cluster_fingerprint.clone()), Some(&self.identity))
-            .map_err(|_| Retry::Later)?
-            .bound_to(self.rt.transport.source());
+        let conn = self.rt.connect(address).map_err(|_| Retry::Later)?;
         let body = serde_json::to_vec(req).map_err(|e| Retry::Fail(StoreError::Guard(e.to_string())))?;
         let sent = tokio::time::timeout(DEADLINE, conn.raw("POST", "/internal/db", Some(body), &[])).await;
         let Ok(Ok((status, _, bytes))) = sent else { return Err(Retry::Later) };

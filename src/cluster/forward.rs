@@ -7,10 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::rebalance::{heartbeat_fresh, offline_threshold};
-use crate::client::Connection;
 use crate::daemon::{Daemon, Error, Result};
 use crate::store::global::{self, nodes as store_nodes};
-use crate::tls::ServerPin;
 use crate::util::time;
 
 /// Where `?target=<name>` points: None for this member itself, else the member's address.
@@ -48,9 +46,7 @@ pub async fn send(
     headers: &[(&str, String)],
 ) -> Result<(u16, http::HeaderMap, Bytes)> {
     let rt = d.cluster_runtime().ok_or_else(|| Error::BadRequest("This server is not clustered".into()))?;
-    let mut conn = Connection::https(address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert))
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .bound_to(rt.transport.source());
+    let mut conn = rt.connect(address)?;
     conn.user_agent = super::NOTIFIER_AGENT.into();
     match tokio::time::timeout(Duration::from_secs(30), conn.raw(method, path_and_query, body, headers)).await {
         Ok(Ok(r)) => Ok(r),

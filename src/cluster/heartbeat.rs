@@ -10,11 +10,9 @@ use std::time::Duration;
 use super::rebalance::{self, current_members, offline_threshold};
 use super::runtime::{self, Runtime};
 use crate::api::{Heartbeat, ReplicaPosition};
-use crate::client::Connection;
 use crate::daemon::{Daemon, Error, Result};
 use crate::store::Batch;
 use crate::store::global::{self, nodes as store_nodes};
-use crate::tls::ServerPin;
 use crate::util::time;
 
 /// How long one member may take to answer a heartbeat.
@@ -64,9 +62,8 @@ pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
 
 /// Sends one heartbeat; Some(the member's replica position, if it has a replica) when it
 /// answered.
-async fn send(d: &Daemon, rt: &Runtime, address: &str, hb: &serde_json::Value) -> Option<Option<ReplicaPosition>> {
-    let conn = Connection::https(address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert)).ok()?;
-    let conn = conn.bound_to(rt.transport.source());
+async fn send(rt: &Runtime, address: &str, hb: &serde_json::Value) -> Option<Option<ReplicaPosition>> {
+    let conn = rt.connect(address).ok()?;
     match tokio::time::timeout(ANSWER_WITHIN, conn.request("POST", "/internal/cluster/heartbeat", Some(hb), None)).await {
         Ok(Ok(reply)) => Some(serde_json::from_value(reply.envelope.metadata).ok()),
         _ => None,
@@ -100,7 +97,7 @@ async fn round(d: &Arc<Daemon>, rt: &Arc<Runtime>) -> Result<Duration> {
     let others = members.iter().filter(|(_, m)| m.id != rt.id);
     let answers = futures_util::future::join_all(others.map(|(n, m)| {
         let body = &body;
-        async move { (m.id, send(d, rt, &n.address, body).await) }
+        async move { (m.id, send(rt, &n.address, body).await) }
     }))
     .await;
     drop(guard);

@@ -74,11 +74,13 @@ pub async fn list(d: &Daemon) -> Result<Vec<ClusterMember>> {
         }
         out.push(ClusterMember {
             database: voters.contains(&id) || standbys.contains(&id),
-            roles,
-            failure_domain: n.failure_domain,
-            description: n.description,
-            config: extra.config,
-            groups: if extra.groups.is_empty() { vec!["default".into()] } else { extra.groups },
+            writable: ClusterMemberPut {
+                roles,
+                failure_domain: n.failure_domain,
+                description: n.description,
+                config: extra.config,
+                groups: if extra.groups.is_empty() { vec!["default".into()] } else { extra.groups },
+            },
             server_name: n.name,
             url: format!("https://{}", n.address),
             status: status.into(),
@@ -95,17 +97,6 @@ pub async fn get(d: &Daemon, name: &str) -> Result<ClusterMember> {
         .into_iter()
         .find(|m| m.server_name == name)
         .ok_or_else(|| Error::NotFound(format!("Member '{name}' not found")))
-}
-
-/// What the ETag of a member covers: its writable part.
-pub fn writable(m: &ClusterMember) -> ClusterMemberPut {
-    ClusterMemberPut {
-        roles: m.roles.clone(),
-        failure_domain: m.failure_domain.clone(),
-        description: m.description.clone(),
-        config: m.config.clone(),
-        groups: m.groups.clone(),
-    }
 }
 
 fn validate_config(config: &BTreeMap<String, String>) -> Result<()> {
@@ -126,7 +117,7 @@ fn validate_config(config: &BTreeMap<String, String>) -> Result<()> {
 /// PUT (or, with `merge`, PATCH) of a member's writable part.
 pub async fn update(d: &Daemon, name: &str, mut put: ClusterMemberPut, merge: bool) -> Result<()> {
     let current = get(d, name).await?;
-    let has_db = current.roles.iter().any(|r| r == "database");
+    let has_db = current.writable.roles.iter().any(|r| r == "database");
     let wants_db = put.roles.iter().any(|r| r == "database");
     if has_db && !wants_db {
         return Err(Error::BadRequest("The 'database' role cannot be dropped at this time".into()));
@@ -135,7 +126,7 @@ pub async fn update(d: &Daemon, name: &str, mut put: ClusterMemberPut, merge: bo
         return Err(Error::BadRequest("The 'database' role cannot be added at this time".into()));
     }
     if merge {
-        for (k, v) in &current.config {
+        for (k, v) in &current.writable.config {
             put.config.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }

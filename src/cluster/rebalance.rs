@@ -10,12 +10,10 @@ use super::roles::{self, Change, Seat};
 use super::runtime::Runtime;
 use super::{ROLE_SPARE, ROLE_STANDBY, ROLE_VOTER};
 use crate::api::{AssignRequest, RaftMember};
-use crate::client::Connection;
 use crate::daemon::config::effective_i64;
 use crate::daemon::{Daemon, Error, Result};
 use crate::raft::{Membership, RaftError, RaftHandle};
 use crate::store::global::{self, nodes::Node};
-use crate::tls::ServerPin;
 use crate::util::time;
 
 /// The leader's runtime and raft handle, or an error telling the caller to retry elsewhere.
@@ -119,10 +117,8 @@ async fn reachable(address: &str) -> bool {
 }
 
 /// Tells a member the role it now has (and, for a new replica, waits until it caught up).
-async fn assign(d: &Daemon, rt: &Runtime, address: &str, raft_nodes: Vec<RaftMember>, catch_up_to: u64) -> Result<()> {
-    let conn = Connection::https(address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert))
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .bound_to(rt.transport.source());
+async fn assign(rt: &Runtime, address: &str, raft_nodes: Vec<RaftMember>, catch_up_to: u64) -> Result<()> {
+    let conn = rt.connect(address)?;
     let body = serde_json::to_value(AssignRequest { raft_nodes, catch_up_to }).map_err(|e| Error::Internal(e.to_string()))?;
     match tokio::time::timeout(Duration::from_secs(30), conn.request("POST", "/internal/cluster/assign", Some(&body), None)).await
     {
@@ -133,7 +129,7 @@ async fn assign(d: &Daemon, rt: &Runtime, address: &str, raft_nodes: Vec<RaftMem
 }
 
 /// Applies one role change.
-async fn apply(d: &Daemon, rt: &Runtime, raft: &RaftHandle, change: Change, members: &[(Node, RaftMember)]) -> Result<()> {
+async fn apply(rt: &Runtime, raft: &RaftHandle, change: Change, members: &[(Node, RaftMember)]) -> Result<()> {
     let Some((node, current)) = members.iter().find(|(_, m)| m.id == change.id) else { return Ok(()) };
     let address = node.address.clone();
     let listed = |role: i64| -> Vec<RaftMember> {
@@ -145,7 +141,7 @@ async fn apply(d: &Daemon, rt: &Runtime, raft: &RaftHandle, change: Change, memb
         (ROLE_SPARE, ROLE_VOTER | ROLE_STANDBY) => {
             change_with_retry(raft, Membership::AddLearner { id: change.id, address: address.clone() }).await?;
             probe_new_replica(raft);
-            if let Err(e) = assign(d, rt, &address, listed(ROLE_STANDBY), raft.status().commit).await {
+            if let Err(e) = assign(rt, &address, listed(ROLE_STANDBY), raft.status().commit).await {
                 let _ = change_with_retry(raft, Membership::Remove { id: change.id }).await;
                 return Err(e);
             }
@@ -156,7 +152,7 @@ async fn apply(d: &Daemon, rt: &Runtime, raft: &RaftHandle, change: Change, memb
         (ROLE_VOTER | ROLE_STANDBY, ROLE_SPARE) => {
             change_with_retry(raft, Membership::Remove { id: change.id }).await?;
             // Best effort: an unreachable member learns it from the next heartbeat it hears.
-            let _ = tokio::time::timeout(Duration::from_secs(3), assign(d, rt, &address, listed(ROLE_SPARE), 0)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(3), assign(rt, &address, listed(ROLE_SPARE), 0)).await;
         }
         _ => {}
     }
@@ -171,7 +167,7 @@ pub async fn rebalance_locked(d: &Arc<Daemon>) -> Result<()> {
     for _ in 0..16 {
         let (seats, members, max_voters, max_standby) = seats(d, &rt).await?;
         let Some(change) = roles::adjust(&seats, rt.id, max_voters, max_standby) else { break };
-        apply(d, &rt, &raft, change, &members).await?;
+        apply(&rt, &raft, change, &members).await?;
         changed = true;
     }
     if changed {
@@ -255,9 +251,9 @@ pub async fn handover(d: &Arc<Daemon>, address: &str) -> Result<Vec<RaftMember>>
     if leaving != rt.id
         && let Some(change) = roles::handover(&seats, leaving)
     {
-        apply(d, &rt, &raft, change, &members).await?;
+        apply(&rt, &raft, change, &members).await?;
         let members = current_members(d, &rt).await?;
-        apply(d, &rt, &raft, Change { id: leaving, role: ROLE_SPARE }, &members).await?;
+        apply(&rt, &raft, Change { id: leaving, role: ROLE_SPARE }, &members).await?;
         rt.heartbeat_now.notify_one();
     }
     Ok(current_members(d, &rt).await?.into_iter().map(|(_, m)| m).collect())
@@ -286,11 +282,7 @@ pub async fn leave_gracefully(d: &Arc<Daemon>) {
         }
     }
     let Some(leader) = rt.leader_address() else { return };
-    let Ok(conn) = Connection::https(&leader, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert))
-    else {
-        return;
-    };
-    let conn = conn.bound_to(rt.transport.source());
+    let Ok(conn) = rt.connect(&leader) else { return };
     let body = serde_json::json!({ "address": own_address });
     match tokio::time::timeout(Duration::from_secs(20), conn.request("POST", "/internal/cluster/handover", Some(&body), None))
         .await

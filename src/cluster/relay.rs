@@ -12,9 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::runtime::Runtime;
 use crate::api::Event;
-use crate::client::Connection;
 use crate::daemon::Daemon;
-use crate::tls::ServerPin;
 
 pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
     tokio::spawn(async move {
@@ -51,11 +49,7 @@ pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
 
 /// Follows one member's event stream until it breaks.
 async fn follow(d: Arc<Daemon>, rt: Arc<Runtime>, address: String) {
-    let Ok(conn) = Connection::https(&address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert))
-    else {
-        return;
-    };
-    let conn = conn.bound_to(rt.transport.source());
+    let Ok(conn) = rt.connect(&address) else { return };
     let Ok(Ok(mut ws)) =
         tokio::time::timeout(Duration::from_secs(3), conn.websocket("/1.0/events?all-projects=true&type=operation,lifecycle"))
             .await

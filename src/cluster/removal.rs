@@ -8,12 +8,10 @@ use std::time::Duration;
 use super::rebalance::{change_with_retry, current_members, leader_raft, rebalance_locked};
 use super::runtime::wipe_global;
 use super::{NOTIFIER_AGENT, ROLE_SPARE};
-use crate::client::Connection;
 use crate::daemon::{Daemon, Error, Result};
 use crate::raft::Membership;
 use crate::store::Batch;
 use crate::store::global::{self, nodes as store_nodes};
-use crate::tls::ServerPin;
 use crate::util::time;
 
 /// What the leader did: removed the member, or (when asked to remove itself) passed leadership
@@ -80,10 +78,7 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, force: bool) -> Result<Removed>
     d.refresh_trust().await?;
     d.events.lifecycle("default", "cluster-member-removed", format!("/1.0/cluster/members/{name}"), None);
     if !force {
-        let conn = Connection::https(&node.address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert))
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .bound_to(rt.transport.source());
-        let mut conn = conn;
+        let mut conn = rt.connect(&node.address)?;
         conn.user_agent = NOTIFIER_AGENT.into();
         let body = serde_json::json!({ "server_name": "", "enabled": false });
         match tokio::time::timeout(Duration::from_secs(10), conn.request("PUT", "/1.0/cluster", Some(&body), None)).await {

@@ -24,6 +24,8 @@ pub struct Runtime {
     raft: RwLock<Option<RaftHandle>>,
     pub transport: Arc<HttpTransport>,
     pub cluster_fingerprint: String,
+    /// This member's own certificate, presented to the other members.
+    identity: crate::tls::KeyPairPem,
     /// Every member with its database role, as the leader last announced it.
     members: RwLock<Vec<RaftMember>>,
     /// Wakes the heartbeat task early (a membership change the others should hear about).
@@ -46,6 +48,15 @@ impl Runtime {
     /// The local replica; None on a spare, which holds no copy of the database.
     pub fn raft(&self) -> Option<RaftHandle> {
         self.raft.read().ok()?.clone()
+    }
+
+    /// A connection to another member: mutual TLS with this member's certificate, the cluster
+    /// certificate pinned, from this member's own address.
+    pub fn connect(&self, address: &str) -> Result<crate::client::Connection> {
+        let pin = crate::tls::ServerPin::Fingerprint(self.cluster_fingerprint.clone());
+        Ok(crate::client::Connection::https(address, pin, Some(&self.identity))
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .bound_to(self.transport.source()))
     }
 
     /// The leader's raft id: from the replica, or on a spare from the last heartbeat.
@@ -164,6 +175,7 @@ pub async fn start(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap: bo
         raft: RwLock::new(None),
         transport,
         cluster_fingerprint,
+        identity: d.server_cert.clone(),
         members: RwLock::new(
             members
                 .iter()
@@ -181,7 +193,7 @@ pub async fn start(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap: bo
     if own_role != ROLE_SPARE {
         start_replica(d, &rt, bootstrap).await?;
     }
-    d.global.replicate(Arc::new(ClusterDb { rt: rt.clone(), identity: d.server_cert.clone() }));
+    d.global.replicate(Arc::new(ClusterDb { rt: rt.clone() }));
     d.set_cluster_runtime(Some(rt.clone()));
     super::heartbeat::spawn(d.clone(), rt.clone());
     super::relay::spawn(d.clone(), rt.clone());

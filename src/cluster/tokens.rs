@@ -8,12 +8,10 @@ use std::time::Duration;
 
 use super::rebalance::{heartbeat_fresh, offline_threshold};
 use crate::api::ClusterJoinToken;
-use crate::client::Connection;
 use crate::daemon::config;
 use crate::daemon::operations::{NewOp, Op, OpClass};
 use crate::daemon::{Daemon, Error, Result, trust};
 use crate::store::global::{self, nodes as store_nodes};
-use crate::tls::ServerPin;
 use crate::util::time;
 
 /// Issues a join token for a future member called `name`; an earlier token for the same name
@@ -91,12 +89,7 @@ pub async fn consume(d: &Daemon, token: &ClusterJoinToken) -> bool {
     let Some(rt) = d.cluster_runtime() else { return false };
     let body = serde_json::json!({ "server_name": token.server_name, "secret": token.secret });
     for m in rt.members().into_iter().filter(|m| m.id != rt.id) {
-        let Ok(conn) =
-            Connection::https(&m.address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert))
-        else {
-            continue;
-        };
-        let conn = conn.bound_to(rt.transport.source());
+        let Ok(conn) = rt.connect(&m.address) else { continue };
         if let Ok(Ok(_)) =
             tokio::time::timeout(Duration::from_secs(3), conn.request("POST", "/internal/cluster/token", Some(&body), None)).await
         {

@@ -14,11 +14,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::runtime::Runtime;
-use crate::client::Connection;
 use crate::daemon::Daemon;
 use crate::store::Batch;
 use crate::store::global::{self, nodes as store_nodes};
-use crate::tls::ServerPin;
 
 /// The global schema version this binary writes.
 pub fn schema_version() -> i64 {
@@ -49,14 +47,9 @@ pub fn observe(d: &Daemon, schema: i64, api: i64) {
 }
 
 /// Tells every other member that this member's version changed (their gates re-check).
-async fn notify_others(d: &Daemon, rt: &Runtime) {
+async fn notify_others(rt: &Runtime) {
     for m in rt.members().into_iter().filter(|m| m.id != rt.id) {
-        let Ok(conn) =
-            Connection::https(&m.address, ServerPin::Fingerprint(rt.cluster_fingerprint.clone()), Some(&d.server_cert))
-        else {
-            continue;
-        };
-        let conn = conn.bound_to(rt.transport.source());
+        let Ok(conn) = rt.connect(&m.address) else { continue };
         let _ =
             tokio::time::timeout(Duration::from_secs(2), conn.request("POST", "/internal/cluster/upgraded", None, None)).await;
     }
@@ -77,7 +70,7 @@ pub fn spawn_gate(d: Arc<Daemon>, rt: Arc<Runtime>) {
                 store_nodes::set_version(&mut b, rt.id as i64, own.0, own.1);
                 recorded = d.global.apply(&b).await.is_ok();
                 if recorded {
-                    notify_others(&d, &rt).await;
+                    notify_others(&rt).await;
                 }
             }
             if recorded && let Ok(nodes) = store_nodes::list(&d.global).await {

@@ -112,17 +112,7 @@ impl Member {
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("log");
-        let child = Command::new(bin_dir().join("lxd"))
-            .arg("--debug")
-            .env("LXD_DIR", self.dir.path())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn daemon");
-        self.daemon = Guard(Some(child));
+        self.spawn_no_wait();
         let out = self.lxd(&["waitready", "--timeout", "20"]);
         assert!(out.status.success(), "daemon not ready: {}\nlog:\n{}", stderr(&out), self.log());
     }

@@ -46,16 +46,9 @@ pub struct ClusterPut {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ClusterMember {
-    #[serde(default, deserialize_with = "super::nullable")]
-    pub roles: Vec<String>,
-    #[serde(default)]
-    pub failure_domain: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default, deserialize_with = "super::nullable")]
-    pub config: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "super::nullable")]
-    pub groups: Vec<String>,
+    /// The writable part (roles, failure domain, description, config, groups), inlined.
+    #[serde(flatten)]
+    pub writable: ClusterMemberPut,
     #[serde(default)]
     pub server_name: String,
     #[serde(default)]

@@ -163,10 +163,10 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
                     vec![
                         m.server_name.clone(),
                         m.url.clone(),
-                        m.roles.join("\n"),
+                        m.writable.roles.join("\n"),
                         m.architecture.clone(),
-                        m.failure_domain.clone(),
-                        m.description.clone(),
+                        m.writable.failure_domain.clone(),
+                        m.writable.description.clone(),
                         m.status.to_uppercase(),
                         m.message.clone(),
                     ]
@@ -186,13 +186,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             let reply = conn.get(&url(name)).await?;
             let etag = reply.etag();
             let current: ClusterMember = serde_json::from_value(reply.envelope.metadata)?;
-            let writable = ClusterMemberPut {
-                roles: current.roles,
-                failure_domain: current.failure_domain,
-                description: current.description,
-                config: current.config,
-                groups: current.groups,
-            };
+            let writable = current.writable;
             let text = edit_text(&format::yaml(&writable)?)?;
             let put: ClusterMemberPut = serde_yaml::from_str(&text)?;
             conn.request("PUT", &url(name), Some(&serde_json::to_value(put)?), etag.as_deref()).await?;
@@ -201,7 +195,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         Cmd::Get(g) => {
             let (remote, name) = ctx.remote_of(&g.member);
             let m: ClusterMember = ctx.connect(&remote)?.get_json(&url(name)).await?;
-            match m.config.get(&g.key) {
+            match m.writable.config.get(&g.key) {
                 Some(v) => println!("{v}"),
                 None => anyhow::bail!("The key \"{}\" does not exist on cluster member \"{name}\"", g.key),
             }
@@ -211,7 +205,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             let (remote, name) = ctx.remote_of(&s.member);
             let pairs = key_values(&s.pairs)?;
             super::modify(&ctx, &remote, &url(name), |m: ClusterMember| {
-                let mut put = writable(m);
+                let mut put = m.writable;
                 put.config.extend(pairs);
                 Ok(put)
             })
@@ -220,7 +214,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         Cmd::Unset(u) => {
             let (remote, name) = ctx.remote_of(&u.member);
             super::modify(&ctx, &remote, &url(name), |m: ClusterMember| {
-                let mut put = writable(m);
+                let mut put = m.writable;
                 if put.config.remove(&u.key).is_none() {
                     anyhow::bail!("The key \"{}\" does not exist on cluster member \"{name}\"", u.key);
                 }
@@ -330,15 +324,5 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-    }
-}
-
-fn writable(m: ClusterMember) -> ClusterMemberPut {
-    ClusterMemberPut {
-        roles: m.roles,
-        failure_domain: m.failure_domain,
-        description: m.description,
-        config: m.config,
-        groups: m.groups,
     }
 }

@@ -1,7 +1,7 @@
 //! `lxc cluster group`: list, show, create, edit, rename, delete, assign, remove.
 
 use argh::FromArgs;
-use rxd::api::{ClusterGroup, ClusterGroupPut, ClusterMember, ClusterMemberPut};
+use rxd::api::{ClusterGroup, ClusterGroupPut, ClusterMember};
 
 use super::format::{self, Format};
 use super::{Ctx, edit_text};
@@ -73,16 +73,6 @@ fn url(name: &str) -> String {
     format!("/1.0/cluster/groups/{name}")
 }
 
-fn member_put(m: ClusterMember) -> ClusterMemberPut {
-    ClusterMemberPut {
-        roles: m.roles,
-        failure_domain: m.failure_domain,
-        description: m.description,
-        config: m.config,
-        groups: m.groups,
-    }
-}
-
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::List(l) => {
@@ -138,7 +128,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             let (remote, member) = ctx.remote_of(&a.member);
             let groups: Vec<String> = a.groups.split(',').map(str::to_string).collect();
             super::modify(&ctx, &remote, &format!("/1.0/cluster/members/{member}"), |m: ClusterMember| {
-                let mut put = member_put(m);
+                let mut put = m.writable;
                 put.groups = groups;
                 Ok(put)
             })
@@ -152,7 +142,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             let (remote, member) = ctx.remote_of(&r.member);
             let group = r.group.clone();
             super::modify(&ctx, &remote, &format!("/1.0/cluster/members/{member}"), |m: ClusterMember| {
-                let mut put = member_put(m);
+                let mut put = m.writable;
                 if !put.groups.contains(&group) {
                     anyhow::bail!("Cluster group {group} isn't currently applied to {member}");
                 }

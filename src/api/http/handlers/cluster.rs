@@ -108,12 +108,12 @@ pub async fn member(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult 
     match req.method {
         Method::GET => {
             let m = members::get(daemon, name).await?;
-            let etag = etag_of(&members::writable(&m));
+            let etag = etag_of(&m.writable);
             Ok(Response::sync_etag(m, etag))
         }
         Method::PUT | Method::PATCH => {
             let current = members::get(daemon, name).await?;
-            req.check_etag(&etag_of(&members::writable(&current)))?;
+            req.check_etag(&etag_of(&current.writable))?;
             let body: ClusterMemberPut = req.json()?;
             members::update(daemon, name, body, req.method == Method::PATCH).await?;
             Ok(Response::empty())
