@@ -138,6 +138,8 @@ async fn apply(rt: &Runtime, raft: &RaftHandle, change: Change, members: &[(Node
     tracing::info!(member = %node.name, from = current.role, to = change.role, "changing database role");
     match (current.role, change.role) {
         (ROLE_STANDBY, ROLE_VOTER) => change_with_retry(raft, Membership::AddVoter { id: change.id, address }).await?,
+        // The replica stays; only its vote goes.
+        (ROLE_VOTER, ROLE_STANDBY) => change_with_retry(raft, Membership::AddLearner { id: change.id, address }).await?,
         (ROLE_SPARE, ROLE_VOTER | ROLE_STANDBY) => {
             change_with_retry(raft, Membership::AddLearner { id: change.id, address: address.clone() }).await?;
             probe_new_replica(raft);

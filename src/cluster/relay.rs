@@ -59,6 +59,7 @@ async fn follow(d: Arc<Daemon>, rt: Arc<Runtime>, address: String) {
     tracing::debug!(member = %address, "following the member's events");
     while let Some(Ok(msg)) = ws.next().await {
         if let tokio_tungstenite::tungstenite::Message::Text(text) = msg
+            && d.events.has_client_listeners()
             && let Ok(event) = serde_json::from_str::<Event>(&text)
             && event.location != d.events.location()
         {

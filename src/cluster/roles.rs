@@ -47,10 +47,13 @@ pub fn adjust(seats: &[Seat], leader: u64, max_voters: usize, max_standby: usize
     if seats.len() <= 1 {
         return None;
     }
+    // A voter that must stop voting keeps its replica as a stand-by when one is wanted (no
+    // snapshot to send again), else it becomes a spare.
+    let demoted = |seats: &[Seat]| if count(seats, ROLE_STANDBY, true) < max_standby { ROLE_STANDBY } else { ROLE_SPARE };
     // Below three members only the leader votes: two voters would need each other for quorum.
     if seats.len() < 3 {
         if let Some(s) = seats.iter().find(|s| s.role == ROLE_VOTER && s.id != leader) {
-            return Some(Change { id: s.id, role: ROLE_SPARE });
+            return Some(Change { id: s.id, role: if s.online { demoted(seats) } else { ROLE_SPARE } });
         }
         if count(seats, ROLE_STANDBY, true) < max_standby
             && let Some(s) = seats.iter().find(|s| s.online && s.role == ROLE_SPARE)
@@ -78,7 +81,7 @@ pub fn adjust(seats: &[Seat], leader: u64, max_voters: usize, max_standby: usize
     if online_voters > max_voters
         && let Some(s) = seats.iter().find(|s| s.online && s.role == ROLE_VOTER && s.id != leader)
     {
-        return Some(Change { id: s.id, role: ROLE_SPARE });
+        return Some(Change { id: s.id, role: demoted(seats) });
     }
     if let Some(s) = seats.iter().find(|s| !s.online && s.role == ROLE_VOTER) {
         return Some(Change { id: s.id, role: ROLE_SPARE });

@@ -20,12 +20,14 @@ pub struct EventHub {
     /// Listeners that asked for `logging` events: without any, log records are not turned
     /// into events at all (most listeners, such as other members, only want operations).
     logging_listeners: Arc<AtomicUsize>,
+    /// Subscribers that are other members' event streams (not clients).
+    member_streams: Arc<AtomicUsize>,
 }
 
-/// Held by a listener that wants `logging` events.
-pub struct LoggingInterest(Arc<AtomicUsize>);
+/// Held by a listener while it counts as a `logging` listener or a member stream.
+pub struct ListenerGuard(Arc<AtomicUsize>);
 
-impl Drop for LoggingInterest {
+impl Drop for ListenerGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -40,7 +42,12 @@ impl Default for EventHub {
 impl EventHub {
     pub fn new() -> EventHub {
         let (tx, _) = broadcast::channel(4096);
-        EventHub { tx, location: RwLock::new("none".into()), logging_listeners: Arc::new(AtomicUsize::new(0)) }
+        EventHub {
+            tx,
+            location: RwLock::new("none".into()),
+            logging_listeners: Arc::new(AtomicUsize::new(0)),
+            member_streams: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     /// The `location` stamped on this member's events: its name, or `none` when standalone.
@@ -63,9 +70,21 @@ impl EventHub {
     }
 
     /// Registers a listener for `logging` events until the returned value is dropped.
-    pub fn want_logging(&self) -> LoggingInterest {
+    pub fn want_logging(&self) -> ListenerGuard {
         self.logging_listeners.fetch_add(1, Ordering::SeqCst);
-        LoggingInterest(self.logging_listeners.clone())
+        ListenerGuard(self.logging_listeners.clone())
+    }
+
+    /// Registers another member's event stream until the returned value is dropped.
+    pub fn member_stream(&self) -> ListenerGuard {
+        self.member_streams.fetch_add(1, Ordering::SeqCst);
+        ListenerGuard(self.member_streams.clone())
+    }
+
+    /// Whether a client (not another member) listens: relayed events are only worth
+    /// decoding then.
+    pub fn has_client_listeners(&self) -> bool {
+        self.tx.receiver_count() > self.member_streams.load(Ordering::SeqCst)
     }
 
     pub fn wants_logging(&self) -> bool {

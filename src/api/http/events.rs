@@ -69,6 +69,7 @@ pub fn upgrade(daemon: Arc<Daemon>, ws: Ws, query: HashMap<String, String>, peer
 
 async fn serve(daemon: Arc<Daemon>, socket: WebSocket, filter: Filter) {
     let _logging = (!filter.own_only && filter.types.iter().any(|t| t == TYPE_LOGGING)).then(|| daemon.events.want_logging());
+    let _member = filter.own_only.then(|| daemon.events.member_stream());
     let mut rx = daemon.events.subscribe();
     let (mut tx, mut incoming) = socket.split();
     if tx.send(Message::ping("keepalive")).await.is_err() {
