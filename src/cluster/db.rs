@@ -72,17 +72,19 @@ impl ClusterDb {
                         match follower_read(&raft, stmt).await {
                             Some(r) => r,
                             None => match self.rt.transport.address_of(st.leader) {
-                                Some(addr) => self.forward(&addr, &req).await,
+                                Some(addr) => self.forward(&addr, &req, false).await,
                                 None => Err(Retry::Later),
                             },
                         }
                     } else if st.leader != 0 {
                         match self.rt.transport.address_of(st.leader) {
-                            Some(addr) => self.forward(&addr, &req).await,
+                            Some(addr) => self.forward(&addr, &req, false).await,
                             None => Err(Retry::Later),
                         }
                     } else {
-                        Err(Retry::Later)
+                        // No leader known here (an election, or our raft links are still
+                        // reconnecting): another replica may know it.
+                        self.through_any_replica(&req).await
                     }
                 }
                 None => self.through_any_replica(&req).await,
@@ -98,10 +100,10 @@ impl ClusterDb {
         }
     }
 
-    /// A spare asks the replicas in turn; whichever answers relays to its leader.
+    /// Asks the replicas in turn; whichever answers relays to its leader (one hop, never on).
     async fn through_any_replica(&self, req: &DbRequest) -> Result<DbResponse, Retry> {
         for address in self.rt.transport.addresses().values() {
-            match self.forward(address, req).await {
+            match self.forward(address, req, true).await {
                 Err(Retry::Later) => continue,
                 other => return other,
             }
@@ -143,20 +145,44 @@ pub async fn execute_on_leader(raft: &RaftHandle, req: &DbRequest) -> Result<DbR
 }
 
 impl ClusterDb {
-    async fn forward(&self, address: &str, req: &DbRequest) -> Result<DbResponse, Retry> {
-        let conn = self.rt.connect(address).map_err(|_| Retry::Later)?;
-        let body = serde_json::to_vec(req).map_err(|e| Retry::Fail(StoreError::Guard(e.to_string())))?;
-        let sent = tokio::time::timeout(DEADLINE, conn.raw("POST", "/internal/db", Some(body), &[])).await;
-        let Ok(Ok((status, _, bytes))) = sent else { return Err(Retry::Later) };
-        let envelope: crate::api::Envelope = serde_json::from_slice(&bytes).map_err(|_| Retry::Later)?;
-        if envelope.kind == "error" {
-            return match status {
-                // 403: the member has not seen our certificate yet (we are joining).
-                503 | 403 => Err(Retry::Later),
-                s => Err(Retry::Fail(from_status(s, envelope.error))),
-            };
-        }
-        serde_json::from_value(envelope.metadata).map_err(|e| Retry::Fail(StoreError::Guard(e.to_string())))
+    async fn forward(&self, address: &str, req: &DbRequest, relay: bool) -> Result<DbResponse, Retry> {
+        forward(&self.rt, address, req, relay).await
+    }
+}
+
+/// The header asking a replica that is not the leader to pass a request on to its leader.
+pub const RELAY_HEADER: &str = "x-rxd-relay";
+
+/// Sends a database request to the member at `address`; with `relay`, a member that does not
+/// lead passes it on to its leader once.
+pub async fn forward(rt: &Runtime, address: &str, req: &DbRequest, relay: bool) -> Result<DbResponse, Retry> {
+    let conn = rt.connect(address).map_err(|_| Retry::Later)?;
+    let body = serde_json::to_vec(req).map_err(|e| Retry::Fail(StoreError::Guard(e.to_string())))?;
+    let headers: Vec<(&str, String)> = if relay { vec![(RELAY_HEADER, "1".into())] } else { vec![] };
+    let sent = tokio::time::timeout(DEADLINE, conn.raw("POST", "/internal/db", Some(body), &headers)).await;
+    let Ok(Ok((status, _, bytes))) = sent else { return Err(Retry::Later) };
+    let envelope: crate::api::Envelope = serde_json::from_slice(&bytes).map_err(|_| Retry::Later)?;
+    if envelope.kind == "error" {
+        return match status {
+            // 403: the member has not seen our certificate yet (we are joining).
+            503 | 403 => Err(Retry::Later),
+            s => Err(Retry::Fail(from_status(s, envelope.error))),
+        };
+    }
+    serde_json::from_value(envelope.metadata).map_err(|e| Retry::Fail(StoreError::Guard(e.to_string())))
+}
+
+/// `POST /internal/db` on this member: the leader runs the request; a replica asked to relay
+/// passes it to the leader it knows (one hop); anything else is "try again".
+pub async fn serve(rt: &Runtime, req: &DbRequest, relay: bool) -> Result<DbResponse, Retry> {
+    let Some(raft) = rt.raft() else { return Err(Retry::Later) };
+    let st = raft.status();
+    if st.is_leader {
+        return execute_on_leader(&raft, req).await;
+    }
+    match rt.transport.address_of(st.leader) {
+        Some(leader) if relay && st.leader != 0 => forward(rt, &leader, req, false).await,
+        _ => Err(Retry::Later),
     }
 }
 

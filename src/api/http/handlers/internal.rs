@@ -54,31 +54,15 @@ pub async fn raft_snapshot(daemon: &Daemon, req: &Request) -> HResult {
     Ok(Response::empty())
 }
 
-/// `POST /internal/db`: a global read or write forwarded by another member. The leader runs it;
-/// any other replica relays it to the leader it knows.
+/// `POST /internal/db`: a global read or write forwarded by another member. The leader runs
+/// it; another replica relays it to its leader once when asked (`X-Rxd-Relay`).
 pub async fn db(daemon: &Daemon, req: &Request) -> HResult {
-    use crate::cluster::db::{DbRequest, DbResponse, Retry, execute_on_leader};
+    use crate::cluster::db::{DbRequest, RELAY_HEADER, Retry, serve};
     let body: DbRequest = req.json()?;
-    let replica = daemon.cluster_runtime().and_then(|rt| rt.raft());
-    // A spare relays through the replicas; it must not be a relay for them in turn.
-    if replica.is_none() {
-        return Err(Response::error(503, "This member holds no database replica"));
-    }
-    let leader = replica.filter(|r| r.status().is_leader);
-    let result = match leader {
-        Some(node) => execute_on_leader(&node, &body).await,
-        None => match &body {
-            DbRequest::Apply { batch } => {
-                daemon.global.apply(batch).await.map(|affected| DbResponse::Applied { affected }).map_err(Retry::Fail)
-            }
-            DbRequest::Query { stmt } => {
-                daemon.global.query(stmt).await.map(|rows| DbResponse::Rows { rows }).map_err(Retry::Fail)
-            }
-        },
-    };
-    match result {
+    let rt = daemon.cluster_runtime().ok_or_else(|| Response::error(503, "This server is not clustered"))?;
+    match serve(&rt, &body, req.header(RELAY_HEADER).is_some()).await {
         Ok(r) => Ok(Response::sync(r)),
-        Err(Retry::Later) => Err(Response::error(503, "leadership changed")),
+        Err(Retry::Later) => Err(Response::error(503, "no leader here; try the leader")),
         Err(Retry::Fail(e)) => Err(crate::daemon::Error::from(e).into()),
     }
 }
