@@ -2,11 +2,11 @@
 //! (add, list-tokens, revoke-token).
 
 use argh::FromArgs;
-use rxd::api::{Cluster, ClusterJoinToken, ClusterMember, ClusterMemberPut, Operation};
+use rxd::api::{Cluster, ClusterJoinToken, ClusterMember, Operation};
 use rxd::util::time;
 
 use super::format::{self, Format};
-use super::{Ctx, ask, edit_text, key_values};
+use super::{Ctx, ask, key_values};
 
 #[derive(FromArgs)]
 /// Manage cluster members.
@@ -182,15 +182,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Edit(e) => {
             let (remote, name) = ctx.remote_of(&e.member);
-            let conn = ctx.connect(&remote)?;
-            let reply = conn.get(&url(name)).await?;
-            let etag = reply.etag();
-            let current: ClusterMember = serde_json::from_value(reply.envelope.metadata)?;
-            let writable = current.writable;
-            let text = edit_text(&format::yaml(&writable)?)?;
-            let put: ClusterMemberPut = serde_yaml::from_str(&text)?;
-            conn.request("PUT", &url(name), Some(&serde_json::to_value(put)?), etag.as_deref()).await?;
-            Ok(())
+            super::edit_object(&ctx, &remote, &url(name), |m: ClusterMember| m.writable).await
         }
         Cmd::Get(g) => {
             let (remote, name) = ctx.remote_of(&g.member);

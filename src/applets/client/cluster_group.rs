@@ -3,8 +3,8 @@
 use argh::FromArgs;
 use rxd::api::{ClusterGroup, ClusterGroupPut, ClusterMember};
 
+use super::Ctx;
 use super::format::{self, Format};
-use super::{Ctx, edit_text};
 
 #[derive(FromArgs)]
 /// Manage cluster groups.
@@ -98,14 +98,11 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Edit(e) => {
             let (remote, name) = ctx.remote_of(&e.group);
-            let conn = ctx.connect(&remote)?;
-            let reply = conn.get(&url(name)).await?;
-            let etag = reply.etag();
-            let g: ClusterGroup = serde_json::from_value(reply.envelope.metadata)?;
-            let text = edit_text(&format::yaml(&ClusterGroupPut { description: g.description, members: g.members })?)?;
-            let put: ClusterGroupPut = serde_yaml::from_str(&text)?;
-            conn.request("PUT", &url(name), Some(&serde_json::to_value(put)?), etag.as_deref()).await?;
-            Ok(())
+            super::edit_object(&ctx, &remote, &url(name), |g: ClusterGroup| ClusterGroupPut {
+                description: g.description,
+                members: g.members,
+            })
+            .await
         }
         Cmd::Rename(r) => {
             let (remote, name) = ctx.remote_of(&r.group);

@@ -275,6 +275,23 @@ pub async fn modify<T: serde::de::DeserializeOwned, B: serde::Serialize>(
     Ok(())
 }
 
+/// `edit` commands: GET `path`, let the user edit its writable part (`writable` picks it) as
+/// YAML, PUT the result back with the ETag.
+pub async fn edit_object<T, W>(ctx: &Ctx, remote: &str, path: &str, writable: impl FnOnce(T) -> W) -> anyhow::Result<()>
+where
+    T: serde::de::DeserializeOwned,
+    W: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let conn = ctx.connect(remote)?;
+    let reply = conn.get(path).await?;
+    let etag = reply.etag();
+    let current = writable(serde_json::from_value(reply.envelope.metadata)?);
+    let text = edit_text(&format::yaml(&current)?)?;
+    let put: W = serde_yaml::from_str(&text)?;
+    conn.request("PUT", path, Some(&serde_json::to_value(put)?), etag.as_deref()).await?;
+    Ok(())
+}
+
 /// Reads YAML for an `edit` command: standard input when it is not a terminal, else the
 /// user's editor on `current`.
 pub fn edit_text(current: &str) -> anyhow::Result<String> {

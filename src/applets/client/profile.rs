@@ -4,7 +4,7 @@ use argh::FromArgs;
 use rxd::api::{Profile, ProfilePut};
 
 use super::format::{self, Format};
-use super::{Ctx, edit_text, key_values};
+use super::{Ctx, key_values};
 
 #[derive(FromArgs)]
 /// Manage profiles.
@@ -221,15 +221,12 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         }
         Cmd::Edit(e) => {
             let (remote, name) = ctx.remote_of(&e.profile);
-            let conn = ctx.connect(&remote)?;
-            let reply = conn.get(&url(name)).await?;
-            let etag = reply.etag();
-            let p: Profile = serde_json::from_value(reply.envelope.metadata)?;
-            let current = ProfilePut { config: p.config, description: p.description, devices: p.devices };
-            let text = edit_text(&format::yaml(&current)?)?;
-            let put: ProfilePut = serde_yaml::from_str(&text)?;
-            conn.request("PUT", &url(name), Some(&serde_json::to_value(put)?), etag.as_deref()).await?;
-            Ok(())
+            super::edit_object(&ctx, &remote, &url(name), |p: Profile| ProfilePut {
+                config: p.config,
+                description: p.description,
+                devices: p.devices,
+            })
+            .await
         }
         Cmd::Rename(r) => {
             let (remote, name) = ctx.remote_of(&r.profile);
