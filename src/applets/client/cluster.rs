@@ -217,11 +217,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         Cmd::Rename(r) => {
             let (remote, name) = ctx.remote_of(&r.member);
             let body = serde_json::json!({ "server_name": r.new_name });
-            ctx.connect(&remote)?.request("POST", &url(name), Some(&body), None).await?;
-            if !ctx.quiet {
-                println!("Member {name} renamed to {}", r.new_name);
-            }
-            Ok(())
+            super::act(&ctx, &remote, "POST", &url(name), Some(body), format!("Member {name} renamed to {}", r.new_name)).await
         }
         Cmd::Remove(r) => {
             let (remote, name) = ctx.remote_of(&r.member);

@@ -107,19 +107,12 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         Cmd::Rename(r) => {
             let (remote, name) = ctx.remote_of(&r.group);
             let body = serde_json::json!({ "name": r.new_name });
-            ctx.connect(&remote)?.request("POST", &url(name), Some(&body), None).await?;
-            if !ctx.quiet {
-                println!("Cluster group {name} renamed to {}", r.new_name);
-            }
-            Ok(())
+            super::act(&ctx, &remote, "POST", &url(name), Some(body), format!("Cluster group {name} renamed to {}", r.new_name))
+                .await
         }
         Cmd::Delete(d) => {
             let (remote, name) = ctx.remote_of(&d.group);
-            ctx.connect(&remote)?.request("DELETE", &url(name), None, None).await?;
-            if !ctx.quiet {
-                println!("Cluster group {name} deleted");
-            }
-            Ok(())
+            super::act(&ctx, &remote, "DELETE", &url(name), None, format!("Cluster group {name} deleted")).await
         }
         Cmd::Assign(a) => {
             let (remote, member) = ctx.remote_of(&a.member);

@@ -275,6 +275,22 @@ pub async fn modify<T: serde::de::DeserializeOwned, B: serde::Serialize>(
     Ok(())
 }
 
+/// Rename and delete commands: one request, then `done` unless `--quiet`.
+pub async fn act(
+    ctx: &Ctx,
+    remote: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+    done: String,
+) -> anyhow::Result<()> {
+    ctx.connect(remote)?.request(method, path, body.as_ref(), None).await?;
+    if !ctx.quiet {
+        println!("{done}");
+    }
+    Ok(())
+}
+
 /// `edit` commands: GET `path`, let the user edit its writable part (`writable` picks it) as
 /// YAML, PUT the result back with the ETag.
 pub async fn edit_object<T, W>(ctx: &Ctx, remote: &str, path: &str, writable: impl FnOnce(T) -> W) -> anyhow::Result<()>

@@ -231,19 +231,11 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         Cmd::Rename(r) => {
             let (remote, name) = ctx.remote_of(&r.profile);
             let body = serde_json::json!({"name": r.new_name});
-            ctx.connect(&remote)?.request("POST", &url(name), Some(&body), None).await?;
-            if !ctx.quiet {
-                println!("Profile {name} renamed to {}", r.new_name);
-            }
-            Ok(())
+            super::act(&ctx, &remote, "POST", &url(name), Some(body), format!("Profile {name} renamed to {}", r.new_name)).await
         }
         Cmd::Delete(d) => {
             let (remote, name) = ctx.remote_of(&d.profile);
-            ctx.connect(&remote)?.request("DELETE", &url(name), None, None).await?;
-            if !ctx.quiet {
-                println!("Profile {name} deleted");
-            }
-            Ok(())
+            super::act(&ctx, &remote, "DELETE", &url(name), None, format!("Profile {name} deleted")).await
         }
         Cmd::Device(d) => device(ctx, d.cmd).await,
     }
