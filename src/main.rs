@@ -8,7 +8,13 @@ use std::process::ExitCode;
 
 type Applet = fn(&str, Vec<String>) -> ExitCode;
 
-const APPLETS: &[(&str, Applet)] = &[("lxd", applets::daemon::main), ("lxc", applets::client::main)];
+const APPLETS: &[(&str, Applet)] = &[
+    ("lxd", applets::daemon::main),
+    ("lxc", applets::client::main),
+    // Internal: the daemon re-executes itself as these (see src/applets/fork.rs).
+    ("forkstart", applets::fork::forkstart),
+    ("forkexec", applets::fork::forkexec),
+];
 
 fn usage() -> String {
     let mut s = String::from(

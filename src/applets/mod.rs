@@ -3,6 +3,7 @@
 mod admin;
 pub mod client;
 pub mod daemon;
+pub mod fork;
 mod init;
 
 use std::process::ExitCode;
