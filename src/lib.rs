@@ -7,6 +7,7 @@ pub mod api;
 pub mod client;
 pub mod cluster;
 pub mod daemon;
+pub mod image;
 pub mod instance;
 pub mod raft;
 pub mod store;

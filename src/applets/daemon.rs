@@ -165,7 +165,10 @@ async fn waitready(conn: Connection, timeout: u64) -> anyhow::Result<()> {
 async fn shutdown(conn: Connection, timeout: u64) -> anyhow::Result<()> {
     conn.request("PUT", "/internal/shutdown", None, None).await?;
     let start = Instant::now();
-    while conn.open().await.is_ok() {
+    // The API stops first; the daemon then stops its instances and leaves the cluster while it
+    // still holds its directory lock.
+    let paths = Paths::from_env();
+    while conn.open().await.is_ok() || rxd::daemon::running_pid(&paths).is_some() {
         if start.elapsed() >= Duration::from_secs(timeout) {
             anyhow::bail!("Daemon still running after {timeout}s timeout");
         }
@@ -370,6 +373,10 @@ async fn serve(group: Option<String>, debug: bool, verbose: bool, logfile: Optio
     }
     rxd::cluster::runtime::resume(&daemon).await.map_err(|e| anyhow::anyhow!("cannot resume cluster membership: {e}"))?;
     tracing::info!(dir = %paths.dir.display(), "rxd daemon started");
+    {
+        let d = daemon.clone();
+        tokio::spawn(async move { d.resume_instances().await });
+    }
     let server = tokio::spawn(rxd::api::http::serve_unix(daemon.clone(), listener));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -381,6 +388,7 @@ async fn serve(group: Option<String>, debug: bool, verbose: bool, logfile: Optio
     }
     tracing::info!("shutting down");
     if daemon.fatal_error().is_none() {
+        daemon.stop_instances_for_shutdown().await;
         rxd::cluster::rebalance::leave_gracefully(&daemon).await;
     }
     let _ = server.await;

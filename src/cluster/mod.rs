@@ -8,11 +8,15 @@
 
 pub mod admin;
 pub mod db;
+pub mod evacuate;
 pub mod forward;
 pub mod groups;
 pub mod heartbeat;
+pub mod images;
 pub mod members;
 pub mod membership;
+pub mod moving;
+pub mod placement;
 pub mod pools;
 pub mod rebalance;
 pub mod relay;

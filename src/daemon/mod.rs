@@ -8,6 +8,8 @@ pub mod certificates;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod images;
+pub mod instances;
 pub mod operations;
 pub mod profiles;
 pub mod projects;
@@ -118,6 +120,10 @@ pub struct Daemon {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Why the daemon stops on its own, when it does (reported as its exit error).
     fatal: std::sync::Mutex<Option<String>>,
+    /// The container driver for this member's instances.
+    pub driver: crate::instance::Driver,
+    /// Instances this daemon is stopping itself (their end is not a surprise).
+    pub stopping: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
@@ -249,6 +255,8 @@ impl Daemon {
             shutting_down: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,
             fatal: std::sync::Mutex::new(None),
+            driver: crate::instance::Driver::new(&paths.dir),
+            stopping: Arc::new(std::sync::Mutex::new(std::collections::HashSet::new())),
             _lock: lock,
         });
         daemon.refresh_trust().await.map_err(|e| StartError::Store(crate::store::StoreError::Guard(e.to_string())))?;

@@ -52,7 +52,7 @@ pub fn validate_instance_config(config: &BTreeMap<String, String>) -> Result<()>
 }
 
 impl Daemon {
-    async fn validate_devices(&self, devices: &Devices) -> Result<()> {
+    pub(crate) async fn validate_devices(&self, devices: &Devices) -> Result<()> {
         let pools = storage_pools::list(&self.global, 1).await?;
         for (name, dev) in devices {
             let kind = dev.get("type").map(String::as_str).unwrap_or("");

@@ -70,12 +70,14 @@ impl Driver {
     }
 
     /// Starts the container described by `spec`; returns its init pid once init runs.
-    pub async fn start(&self, spec: &StartSpec) -> Result<i32> {
-        if self.init_pid(&spec.name).is_some() {
+    /// `key` names the run and log directories (the instance name, project-prefixed outside
+    /// the default project); `spec.name` is the container's host name.
+    pub async fn start(&self, key: &str, spec: &StartSpec) -> Result<i32> {
+        if self.init_pid(key).is_some() {
             return Err(InstanceError::AlreadyRunning);
         }
-        let run_dir = self.run_dir(&spec.name);
-        let log_dir = self.log_dir(&spec.name);
+        let run_dir = self.run_dir(key);
+        let log_dir = self.log_dir(key);
         for d in [&run_dir, &log_dir] {
             std::fs::create_dir_all(d).map_err(|e| InstanceError::io("creating", d, e))?;
         }

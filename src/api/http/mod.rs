@@ -2,6 +2,7 @@
 //! certificate requested), routing, authentication and the event and operation endpoints.
 
 pub mod events;
+pub mod exec;
 pub mod handlers;
 pub mod listeners;
 pub mod request;

@@ -44,9 +44,26 @@ impl Response {
     pub fn forwarded(status: u16, headers: &http::HeaderMap, body: bytes::Bytes) -> Response {
         let mut resp = warp::reply::Response::new(body.into());
         *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-        for name in [http::header::CONTENT_TYPE, http::header::ETAG, http::header::LOCATION] {
-            if let Some(v) = headers.get(&name) {
-                resp.headers_mut().insert(name, v.clone());
+        for (name, v) in headers {
+            let n = name.as_str();
+            if matches!(n, "content-type" | "etag" | "location" | "content-disposition") || n.starts_with("x-lxd-") {
+                resp.headers_mut().insert(name.clone(), v.clone());
+            }
+        }
+        Response::Raw(Box::new(resp))
+    }
+
+    /// A non-JSON body (file content, image, log) with extra headers.
+    pub fn raw(status: u16, content_type: &str, headers: &[(&str, String)], body: Bytes) -> Response {
+        let mut resp = warp::reply::Response::new(body.into());
+        *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+        let h = resp.headers_mut();
+        if let Ok(v) = http::HeaderValue::try_from(content_type) {
+            h.insert(http::header::CONTENT_TYPE, v);
+        }
+        for (k, v) in headers {
+            if let (Ok(k), Ok(v)) = (http::HeaderName::try_from(*k), http::HeaderValue::try_from(v.as_str())) {
+                h.insert(k, v);
             }
         }
         Response::Raw(Box::new(resp))
@@ -98,5 +115,11 @@ impl Response {
 impl From<Error> for Response {
     fn from(e: Error) -> Self {
         Response::error(e.status(), e.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for Response {
+    fn from(e: crate::store::StoreError) -> Self {
+        Error::from(e).into()
     }
 }

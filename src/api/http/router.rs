@@ -28,6 +28,15 @@ pub fn routes(daemon: Arc<Daemon>) -> impl Filter<Extract = (warp::reply::Respon
             },
         );
 
+    let operation_websocket = warp::path!("1.0" / "operations" / String / "websocket")
+        .and(warp::get())
+        .and(warp::ws())
+        .and(raw_query)
+        .and(with_daemon.clone())
+        .map(|id: String, ws: warp::ws::Ws, query: String, daemon: Arc<Daemon>| {
+            super::exec::upgrade(daemon, ws, id, parse_query(&query))
+        });
+
     let catch_all = warp::method()
         .and(warp::path::full())
         .and(raw_query)
@@ -49,6 +58,8 @@ pub fn routes(daemon: Arc<Daemon>) -> impl Filter<Extract = (warp::reply::Respon
         );
 
     events
+        .or(operation_websocket)
+        .unify()
         .or(catch_all)
         .unify()
         .recover(|rej: warp::Rejection| async move {
@@ -110,6 +121,24 @@ fn allowed(segments: &[&str]) -> Option<&'static [Method]> {
         ["1.0", "operations"] => GET,
         ["1.0", "operations", _] => GET_DELETE,
         ["1.0", "operations", _, "wait"] => GET,
+        ["1.0", "operations", _, "websocket"] => GET,
+        ["1.0", "instances"] => GET_POST,
+        ["1.0", "instances", _] => ITEM,
+        ["1.0", "instances", _, "state"] => GET_PUT,
+        ["1.0", "instances", _, "exec"] => POST,
+        ["1.0", "instances", _, "files"] => &[M::GET, M::POST, M::DELETE],
+        ["1.0", "instances", _, "console"] => GET_DELETE,
+        ["1.0", "instances", _, "logs"] => GET,
+        ["1.0", "instances", _, "logs", _] => GET_DELETE,
+        ["1.0", "images"] => GET_POST,
+        ["1.0", "images", "aliases"] => GET_POST,
+        ["1.0", "images", "aliases", _] => ITEM,
+        ["1.0", "images", _] => ITEM_NO_RENAME,
+        ["1.0", "images", _, "export"] => GET,
+        ["1.0", "cluster", "members", _, "state"] => POST,
+        ["internal", "images", _] => &[M::GET, M::PUT, M::DELETE],
+        ["internal", "instances", _, "receive"] => POST,
+        ["internal", "instances", _, "move"] => POST,
         ["1.0", "events"] => GET,
         ["1.0", "profiles"] => GET_POST,
         ["1.0", "profiles", _] => ITEM,
@@ -171,6 +200,9 @@ async fn dispatch(daemon: Arc<Daemon>, req: Request) -> Response {
     if let Some(r) = handlers::forwarding::by_target(&daemon, &req, &segs).await {
         return r;
     }
+    if let Some(r) = handlers::forwarding::by_instance(&daemon, &req, &segs).await {
+        return r;
+    }
     let result = match segs.as_slice() {
         [] => Ok(Response::sync(["/1.0"])),
         ["1.0"] => handlers::server::handle(&daemon, &req).await,
@@ -179,6 +211,26 @@ async fn dispatch(daemon: Arc<Daemon>, req: Request) -> Response {
         ["1.0", "operations"] => handlers::operations::collection(&daemon, &req).await,
         ["1.0", "operations", id] => handlers::operations::item(&daemon, &req, id).await,
         ["1.0", "operations", id, "wait"] => handlers::operations::wait(&daemon, &req, id).await,
+        ["1.0", "operations", _, "websocket"] => {
+            Ok(Response::error(400, "websocket: the client is not using the websocket protocol"))
+        }
+        ["1.0", "instances"] => handlers::instances::collection(&daemon, &req).await,
+        ["1.0", "instances", name] => handlers::instances::item(&daemon, &req, name).await,
+        ["1.0", "instances", name, "state"] => handlers::instances::state(&daemon, &req, name).await,
+        ["1.0", "instances", name, "exec"] => handlers::exec::post(&daemon, &req, name).await,
+        ["1.0", "instances", name, "files"] => handlers::files::handle(&daemon, &req, name).await,
+        ["1.0", "instances", name, "console"] => handlers::instances::console(&daemon, &req, name).await,
+        ["1.0", "instances", name, "logs"] => handlers::exec::logs(&daemon, &req, name, None).await,
+        ["1.0", "instances", name, "logs", file] => handlers::exec::logs(&daemon, &req, name, Some(file)).await,
+        ["1.0", "images"] => handlers::images::collection(&daemon, &req).await,
+        ["1.0", "images", "aliases"] => handlers::images::aliases(&daemon, &req).await,
+        ["1.0", "images", "aliases", name] => handlers::images::alias(&daemon, &req, name).await,
+        ["1.0", "images", fp] => handlers::images::item(&daemon, &req, fp).await,
+        ["1.0", "images", fp, "export"] => handlers::images::export(&daemon, &req, fp).await,
+        ["1.0", "cluster", "members", name, "state"] => handlers::cluster::member_state(&daemon, &req, name).await,
+        ["internal", "images", fp] => handlers::internal::image(&daemon, &req, fp).await,
+        ["internal", "instances", name, "receive"] => handlers::internal::receive_instance(&daemon, &req, name).await,
+        ["internal", "instances", name, "move"] => handlers::internal::move_instance(&daemon, &req, name).await,
         ["1.0", "events"] => Ok(Response::error(400, "websocket: the client is not using the websocket protocol")),
         ["1.0", "profiles"] => handlers::profiles::collection(&daemon, &req).await,
         ["1.0", "profiles", name] => handlers::profiles::item(&daemon, &req, name).await,

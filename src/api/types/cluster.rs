@@ -63,6 +63,13 @@ pub struct ClusterMember {
     pub architecture: String,
 }
 
+impl ClusterMember {
+    /// The member's `host:port` (its URL without the scheme).
+    pub fn url_address(&self) -> String {
+        self.url.trim_start_matches("https://").trim_end_matches('/').to_string()
+    }
+}
+
 /// One raft member as the accept answer and `raft_nodes` carry it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RaftMember {

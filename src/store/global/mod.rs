@@ -5,6 +5,8 @@
 pub mod certificates;
 pub mod cluster_groups;
 pub mod config;
+pub mod images;
+pub mod instances;
 pub mod nodes;
 pub mod operations;
 pub mod profiles;
@@ -171,6 +173,91 @@ CREATE TABLE nodes_cluster_groups (
 );
 INSERT INTO cluster_groups (id, name, description) VALUES (1, 'default', 'Default cluster group');
 INSERT INTO nodes_cluster_groups (node_id, group_id) SELECT id, 1 FROM nodes;
+",
+    },
+    Migration {
+        version: 3,
+        sql: "
+CREATE TABLE images (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    public INTEGER NOT NULL DEFAULT 0,
+    architecture TEXT NOT NULL,
+    creation_date DATETIME,
+    expiry_date DATETIME,
+    upload_date DATETIME NOT NULL,
+    cached INTEGER NOT NULL DEFAULT 0,
+    last_use_date DATETIME,
+    auto_update INTEGER NOT NULL DEFAULT 0,
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    type INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (project_id, fingerprint)
+);
+CREATE TABLE images_properties (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT,
+    UNIQUE (image_id, key)
+);
+CREATE TABLE images_aliases (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    name TEXT NOT NULL,
+    image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    description TEXT NOT NULL DEFAULT '',
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    UNIQUE (project_id, name)
+);
+CREATE TABLE images_nodes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    node_id INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    UNIQUE (image_id, node_id)
+);
+CREATE TABLE instances (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    node_id INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    architecture TEXT NOT NULL,
+    type INTEGER NOT NULL DEFAULT 0,
+    ephemeral INTEGER NOT NULL DEFAULT 0,
+    creation_date DATETIME NOT NULL,
+    stateful INTEGER NOT NULL DEFAULT 0,
+    last_use_date DATETIME,
+    description TEXT NOT NULL DEFAULT '',
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    UNIQUE (project_id, name)
+);
+CREATE TABLE instances_config (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT,
+    UNIQUE (instance_id, key)
+);
+CREATE TABLE instances_devices (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    UNIQUE (instance_id, name)
+);
+CREATE TABLE instances_devices_config (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    instance_device_id INTEGER NOT NULL REFERENCES instances_devices (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT,
+    UNIQUE (instance_device_id, key)
+);
+CREATE TABLE instances_profiles (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    profile_id INTEGER NOT NULL REFERENCES profiles (id) ON DELETE CASCADE,
+    apply_order INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (instance_id, profile_id)
+);
 ",
     },
 ];

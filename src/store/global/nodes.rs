@@ -202,3 +202,16 @@ pub fn ensure_standalone(b: &mut Batch, schema: i64, api_extensions: i64, arch: 
         vec![schema.into(), api_extensions.into(), now.into(), STANDALONE_ADDRESS.into()],
     );
 }
+
+pub async fn get_by_id(db: &GlobalDb, id: i64) -> Result<Node> {
+    list(db)
+        .await?
+        .into_iter()
+        .find(|n| n.id == id)
+        .ok_or_else(|| crate::store::StoreError::NotFound("Cluster member not found".into()))
+}
+
+/// Marks a member evacuated (STATE_EVACUATED) or back in service (STATE_CREATED).
+pub fn set_state(b: &mut Batch, id: i64, state: i64) {
+    b.push("UPDATE nodes SET state = ? WHERE id = ?", vec![state.into(), id.into()]);
+}

@@ -279,3 +279,19 @@ pub async fn group(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
         }
     }
 }
+
+/// `POST /1.0/cluster/members/<name>/state` (`lxc cluster evacuate|restore`): runs on the
+/// member itself.
+pub async fn member_state(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
+    not_clustered(daemon)?;
+    let member = members::get(daemon, name).await?;
+    if member.server_name != daemon.events.location() {
+        let (status, headers, body) =
+            crate::cluster::forward::send(daemon, &member.url_address(), "POST", &req.uri(), Some(req.body.to_vec()), &[])
+                .await?;
+        return Ok(Response::forwarded(status, &headers, body));
+    }
+    let body: serde_json::Value = req.json()?;
+    let action = body.get("action").and_then(|a| a.as_str()).unwrap_or("");
+    Ok(Response::Async(crate::cluster::evacuate::start(daemon, action).await?))
+}

@@ -75,3 +75,43 @@ pub async fn operations_elsewhere(daemon: &Arc<Daemon>, req: &Request) -> Vec<(S
     }
     out
 }
+
+/// Forwards a request about an existing instance to the member hosting it. An offline host
+/// fails at once with the reason rather than after a connection timeout.
+pub async fn by_instance(daemon: &Arc<Daemon>, req: &Request, segments: &[&str]) -> Option<Response> {
+    let ["1.0", "instances", name, ..] = segments else { return None };
+    let rt = daemon.cluster_runtime()?;
+    let project = req.project();
+    let (node_id, member, address) = match crate::store::global::instances::location(&daemon.global, &project, name).await {
+        Ok(l) => l,
+        Err(_) => return None,
+    };
+    if node_id as u64 == rt.id {
+        return None;
+    }
+    let online = forward::online_others(daemon).await.unwrap_or_default();
+    if !online.contains(&address) {
+        if req.method == Method::GET && segments.len() == 3 {
+            // Reading the record works without its member: the instance shows as in error.
+            return None;
+        }
+        return Some(Response::error(
+            503,
+            format!(
+                "Missing event connection with target cluster member: member \"{member}\" hosting instance \"{name}\" is offline"
+            ),
+        ));
+    }
+    let body = (!req.body.is_empty()).then(|| req.body.to_vec());
+    let mut headers: Vec<(&str, String)> = Vec::new();
+    for (k, v) in req.headers.iter() {
+        let n = k.as_str();
+        if (n == "if-match" || n.starts_with("x-lxd-")) && v.to_str().is_ok() {
+            headers.push((n, v.to_str().unwrap_or_default().to_string()));
+        }
+    }
+    Some(match forward::send(daemon, &address, req.method.as_str(), &req.uri(), body, &headers).await {
+        Ok((status, headers, body)) => Response::forwarded(status, &headers, body),
+        Err(e) => e.into(),
+    })
+}

@@ -1,6 +1,10 @@
 //! `/internal/*` on the unix socket: readiness and shutdown for `lxd waitready` and
 //! `lxd shutdown`.
 
+use std::sync::Arc;
+
+use http::Method;
+
 use super::HResult;
 use crate::api::http::request::Request;
 use crate::api::http::response::Response;
@@ -89,4 +93,41 @@ pub async fn sql(daemon: &Daemon, req: &Request) -> HResult {
     let body: Body = req.json()?;
     let results = sql::run(daemon, target(&body.database)?, &body.query).await?;
     Ok(Response::sync(serde_json::json!({ "Results": results })))
+}
+
+/// `/internal/images/<fp>`: another member fetches (GET), pushes (PUT) or drops (DELETE) this
+/// member's copy of an image file.
+pub async fn image(daemon: &Arc<Daemon>, req: &Request, fp: &str) -> HResult {
+    if !crate::image::valid_fingerprint(fp) {
+        return Err(Response::error(400, "Invalid image fingerprint"));
+    }
+    match req.method {
+        Method::GET => {
+            let data = tokio::fs::read(crate::image::path(&daemon.paths.dir, fp))
+                .await
+                .map_err(|_| Response::error(404, "Image file not found on this member"))?;
+            Ok(Response::raw(200, "application/octet-stream", &[], data.into()))
+        }
+        Method::PUT => {
+            crate::cluster::images::receive(daemon, &req.project(), fp, &req.body).await?;
+            Ok(Response::empty())
+        }
+        _ => {
+            crate::image::remove(&daemon.paths.dir, fp);
+            Ok(Response::empty())
+        }
+    }
+}
+
+/// `/internal/instances/<name>/receive`: the files of an instance moving to this member.
+pub async fn receive_instance(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
+    crate::cluster::moving::receive(daemon, &req.project(), name, req.body.clone()).await?;
+    Ok(Response::empty())
+}
+
+/// `/internal/instances/<name>/move?target=`: moves a local instance (restore after evacuation).
+pub async fn move_instance(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
+    let target = req.query("target").unwrap_or("").to_string();
+    crate::cluster::moving::move_instance(daemon, &req.project(), name, &target, &[("volatile.evacuate.origin", None)]).await?;
+    Ok(Response::empty())
 }

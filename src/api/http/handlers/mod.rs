@@ -3,7 +3,11 @@
 
 pub mod certificates;
 pub mod cluster;
+pub mod exec;
+pub mod files;
 pub mod forwarding;
+pub mod images;
+pub mod instances;
 pub mod internal;
 pub mod operations;
 pub mod profiles;

@@ -1,0 +1,125 @@
+//! Moving an instance to another member (`lxc move --target`, evacuation and restore): the
+//! owner stops it if it runs, streams its directory (rootfs, metadata) as a tar archive to the
+//! target's `/internal/instances/<name>/receive`, re-points the record at the target, removes
+//! its own copy, and starts it there again if it was running.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::forward;
+use crate::daemon::instances::{DEFAULT_STOP_TIMEOUT, driver_name, instance_resources};
+use crate::daemon::operations::{NewOp, Op, OpClass};
+use crate::daemon::{Daemon, Error, Result};
+use crate::store::Batch;
+use crate::store::global::{instances as store, nodes};
+
+/// Moves a local instance to member `target`; `start_after` starts it there when it was running.
+pub async fn move_instance(
+    d: &Arc<Daemon>,
+    project: &str,
+    name: &str,
+    target: &str,
+    extra: &[(&str, Option<String>)],
+) -> Result<()> {
+    let row = d.instance_row(project, name).await?;
+    let node = nodes::list(&d.global)
+        .await?
+        .into_iter()
+        .find(|n| n.name == target)
+        .ok_or_else(|| Error::NotFound("Cluster member not found".into()))?;
+    if node.id == row.node_id {
+        return Err(Error::BadRequest("Target must be different than instance's current location".into()));
+    }
+    if !forward::online_others(d).await?.contains(&node.address) {
+        return Err(Error::BadRequest("Target node is offline".into()));
+    }
+    let key = driver_name(project, name);
+    let was_running = d.driver.init_pid(&key).is_some();
+    if was_running {
+        d.stop_instance(&row, false, DEFAULT_STOP_TIMEOUT, false).await?;
+    }
+    let dir = d.instance_dir(&row).await?;
+    let archive = tokio::process::Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .args(["--numeric-owner", "-cf", "-", "."])
+        .output()
+        .await
+        .map_err(|e| Error::Internal(format!("running tar: {e}")))?;
+    if !archive.status.success() {
+        return Err(Error::Internal(format!("Failed to pack {}: {}", dir.display(), String::from_utf8_lossy(&archive.stderr))));
+    }
+    let path = format!("/internal/instances/{name}/receive?project={project}");
+    let (status, _, body) = forward::send(d, &node.address, "POST", &path, Some(archive.stdout), &[]).await?;
+    if status != 200 {
+        return Err(Error::Internal(format!(
+            "member {target} could not receive the instance: {}",
+            String::from_utf8_lossy(&body)
+        )));
+    }
+    let mut b = Batch::new();
+    store::move_to(&mut b, project, name, node.id);
+    store::set_keys(&mut b, project, name, extra);
+    d.global.apply(&b).await?;
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+    d.driver.forget(&key);
+    if was_running {
+        let start = serde_json::json!({"action": "start", "timeout": 0, "force": false, "stateful": false});
+        let path = format!("/1.0/instances/{name}/state?project={project}");
+        let (status, _, body) = forward::send(d, &node.address, "PUT", &path, Some(start.to_string().into_bytes()), &[]).await?;
+        if let Ok(env) = serde_json::from_slice::<crate::api::Envelope>(&body)
+            && status == 202
+            && let Some(id) = env.metadata.get("id").and_then(|v| v.as_str())
+        {
+            let wait = format!("/1.0/operations/{id}/wait?timeout=60");
+            let _ = tokio::time::timeout(Duration::from_secs(70), forward::send(d, &node.address, "GET", &wait, None, &[])).await;
+        }
+    }
+    d.events.lifecycle(project, "instance-migrated", crate::daemon::instances::instance_url(project, name), None);
+    Ok(())
+}
+
+/// `lxc move <name> --target <member>` as an operation.
+pub async fn move_instance_op(d: &Arc<Daemon>, project: &str, name: &str, target: &str) -> Result<Arc<Op>> {
+    d.instance_row(project, name).await?;
+    let (dd, p, n, t) = (d.clone(), project.to_string(), name.to_string(), target.to_string());
+    Ok(d.operations.spawn_task(
+        NewOp {
+            class: OpClass::Task,
+            description: "Migrating instance".into(),
+            project: project.to_string(),
+            resources: instance_resources(project, name),
+            metadata: serde_json::Value::Null,
+            may_cancel: false,
+        },
+        async move { move_instance(&dd, &p, &n, &t, &[]).await.map(|_| None).map_err(|e| e.to_string()) },
+    ))
+}
+
+/// The target's side: unpacks the archive into this member's pool directory for the instance.
+pub async fn receive(d: &Daemon, project: &str, name: &str, archive: bytes::Bytes) -> Result<()> {
+    let row = d.instance_row(project, name).await?;
+    let dir = d.instance_dir(&row).await?;
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
+    let mut child = tokio::process::Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .args(["--numeric-owner", "--same-permissions", "-xf", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Internal(format!("running tar: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        stdin.write_all(&archive).await.map_err(|e| Error::Internal(e.to_string()))?;
+    }
+    let out = child.wait_with_output().await.map_err(|e| Error::Internal(e.to_string()))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(Error::Internal(format!("unpacking the instance: {}", String::from_utf8_lossy(&out.stderr))));
+    }
+    Ok(())
+}
