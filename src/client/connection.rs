@@ -195,6 +195,49 @@ impl Connection {
         Ok((status, headers, body))
     }
 
+    /// Uploads `data` as a chunked body (as LXD's client streams files and images), calling
+    /// `progress(sent, total)` as chunks go out; returns status, headers and raw body.
+    pub async fn upload(
+        &self,
+        path: &str,
+        data: Bytes,
+        headers: &[(&str, String)],
+        progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<(u16, http::HeaderMap, Bytes)> {
+        use futures_util::StreamExt;
+        let (stream, _) = self.open().await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let total = data.len() as u64;
+        let chunks: Vec<Bytes> =
+            (0..data.len()).step_by(64 * 1024).map(|i| data.slice(i..(i + 64 * 1024).min(data.len()))).collect();
+        let mut sent = 0u64;
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks).map(move |c| {
+            sent += c.len() as u64;
+            progress(sent, total);
+            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(c))
+        }));
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri(self.url(path))
+            .header("Host", &self.host)
+            .header("User-Agent", &self.user_agent)
+            .header("Connection", "close")
+            .header("Transfer-Encoding", "chunked");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req.body(body).map_err(|e| ClientError::Http(e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(|e| ClientError::Http(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.map_err(|e| ClientError::Http(e.to_string()))?.to_bytes();
+        Ok((status, headers, body))
+    }
+
     /// Sends a JSON request and decodes the envelope; an error envelope becomes `Err`.
     pub async fn request(&self, method: &str, path: &str, body: Option<&serde_json::Value>, etag: Option<&str>) -> Result<Reply> {
         let data = body.map(|b| {

@@ -6,7 +6,7 @@ pub mod config;
 pub mod connection;
 pub mod preseed;
 
-pub use connection::{Connection, Target};
+pub use connection::{Connection, Reply, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

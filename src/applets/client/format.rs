@@ -174,3 +174,15 @@ mod yaml_tests {
         assert!(y.contains("name: it's"), "{y}");
     }
 }
+
+/// Bytes as LXD's client shows them (`392.00KiB`).
+pub fn bytes_iec(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{n}B") } else { format!("{v:.2}{}", UNITS[i]) }
+}

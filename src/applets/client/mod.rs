@@ -52,7 +52,11 @@ macro_rules! list_cmd {
 mod cluster;
 mod cluster_group;
 mod config;
+mod exec;
+mod file;
 pub(crate) mod format;
+mod image;
+mod instance;
 mod monitor;
 mod operation;
 mod profile;
@@ -106,7 +110,18 @@ struct Lxc {
 enum Command {
     Cluster(cluster::Args),
     Config(config::Args),
+    Delete(instance::Delete),
+    Exec(exec::Args),
+    File(file::Args),
+    Image(image::Args),
     Info(Info),
+    Init(instance::Init),
+    Launch(instance::Launch),
+    List(instance::List),
+    Move(instance::Move),
+    Restart(instance::Restart),
+    Start(instance::Start),
+    Stop(instance::Stop),
     Monitor(monitor::Args),
     Operation(operation::Args),
     Profile(profile::Args),
@@ -121,10 +136,25 @@ enum Command {
 /// Show server information.
 #[argh(subcommand, name = "info")]
 struct Info {
-    /// the target: [<remote>:]
+    /// the target: [<remote>:][<instance>]
     #[argh(positional)]
     remote: Option<String>,
+    /// show the instance's log
+    #[argh(switch)]
+    show_log: bool,
 }
+
+/// An exit status to leave with (the command run by `lxc exec` decides it).
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 #[derive(FromArgs)]
 /// Show local and remote versions.
@@ -213,7 +243,18 @@ pub fn main(name: &str, args: Vec<String>) -> ExitCode {
         match opts.command {
             Command::Cluster(a) => cluster::run(ctx, a).await,
             Command::Config(a) => config::run(ctx, a).await,
+            Command::Delete(a) => instance::delete(ctx, a).await,
+            Command::Exec(a) => exec::run(ctx, a).await,
+            Command::File(a) => file::run(ctx, a).await,
+            Command::Image(a) => image::run(ctx, a).await,
             Command::Info(a) => info(ctx, a).await,
+            Command::Init(a) => instance::init(ctx, a).await,
+            Command::Launch(a) => instance::launch(ctx, a).await,
+            Command::List(a) => instance::list(ctx, a).await,
+            Command::Move(a) => instance::move_cmd(ctx, a).await,
+            Command::Restart(a) => instance::restart(ctx, a).await,
+            Command::Start(a) => instance::start(ctx, a).await,
+            Command::Stop(a) => instance::stop(ctx, a).await,
             Command::Monitor(a) => monitor::run(ctx, a).await,
             Command::Operation(a) => operation::run(ctx, a).await,
             Command::Profile(a) => profile::run(ctx, a).await,
@@ -226,12 +267,18 @@ pub fn main(name: &str, args: Vec<String>) -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
+        Err(e) => match e.downcast_ref::<Exit>() {
+            Some(Exit(code)) => ExitCode::from(*code),
+            None => fail(e),
+        },
     }
 }
 
 async fn info(ctx: Ctx, args: Info) -> anyhow::Result<()> {
-    let (remote, _) = ctx.remote_of(args.remote.as_deref().unwrap_or(""));
+    let (remote, instance) = ctx.remote_of(args.remote.as_deref().unwrap_or(""));
+    if !instance.is_empty() {
+        return instance::info(&ctx, &remote, instance, args.show_log).await;
+    }
     let conn = ctx.connect(&remote)?;
     let reply = conn.get("/1.0").await?;
     print!("{}", format::yaml(&reply.envelope.metadata)?);
