@@ -114,3 +114,20 @@ pub async fn replicate_all(d: &Arc<Daemon>) {
         }
     }
 }
+
+/// After joining: take a copy of every image that has fewer holders than wanted.
+pub async fn sync_after_join(d: &Arc<Daemon>) {
+    let Ok(all) = store::holders(&d.global).await else { return };
+    let Ok(members) = global::nodes::list(&d.global).await else { return };
+    let Ok(wanted) = wanted_copies(d, members.len()).await else { return };
+    let online: Vec<i64> = online_members(d).await.unwrap_or_default().into_iter().map(|(id, _)| id).collect();
+    for (project, fp, nodes) in all {
+        let have = nodes.iter().filter(|n| online.contains(n)).count();
+        if !nodes.contains(&d.node_id())
+            && have < wanted
+            && let Err(e) = fetch(d, &project, &fp).await
+        {
+            tracing::warn!(image = %fp, error = %e, "Failed to copy an image after joining");
+        }
+    }
+}

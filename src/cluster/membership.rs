@@ -228,6 +228,12 @@ pub async fn join(d: Arc<Daemon>, req: ClusterPut) -> Result<()> {
     // Ask the leader to give this member the role it was chosen for.
     let _ = conn.request("POST", "/internal/cluster/rebalance", None, None).await;
     d.events.lifecycle("default", "cluster-member-added", format!("/1.0/cluster/members/{}", req.server_name), None);
+    // Heartbeats must first mark this member online for the others; then take image copies.
+    let dd = d.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        super::images::sync_after_join(&dd).await;
+    });
     Ok(())
 }
 

@@ -35,6 +35,13 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, force: bool) -> Result<Removed>
     if members.len() == 1 {
         return Err(Error::BadRequest("Member is the only member in the cluster".into()));
     }
+    if !force {
+        let hosted = crate::store::global::instances::list(&d.global, None, Some(node.id)).await?;
+        if !hosted.is_empty() {
+            let names: Vec<&str> = hosted.iter().map(|i| i.name.as_str()).collect();
+            return Err(Error::BadRequest(format!("Node still has the following instances: {}", names.join(", "))));
+        }
+    }
     if member.id == rt.id {
         // The leader cannot take itself out: another voter leads first (in a two-member
         // cluster the stand-by is promoted for that).

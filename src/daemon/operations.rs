@@ -194,7 +194,7 @@ impl Operations {
             edit(&mut s);
         }
         self.publish(&op);
-        let _ = op.done.send(true);
+        op.done.send_replace(true);
         let ops = self.clone();
         let id = id.to_string();
         tokio::spawn(async move {

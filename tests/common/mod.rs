@@ -452,3 +452,43 @@ impl Member {
         Pty::spawn(cmd)
     }
 }
+
+/// The busybox test image (a unified tarball built once by scripts/build-busybox-image.sh and
+/// shared by every test process).
+pub fn test_image() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("busybox.tar.gz");
+    if path.exists() {
+        return path;
+    }
+    let tmp = path.with_extension(format!("{}.partial.tar.gz", std::process::id()));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-busybox-image.sh");
+    let out = Command::new("bash").arg(&script).arg(&tmp).output().expect("run build-busybox-image.sh");
+    assert!(out.status.success(), "building the test image: {}", String::from_utf8_lossy(&out.stderr));
+    // Another process may have finished first: keep whichever landed (same content either way).
+    if !path.exists() {
+        std::fs::rename(&tmp, &path).expect("place test image");
+    } else {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    path
+}
+
+/// The host pid of a container's init, if it runs.
+pub fn init_pid(m: &Member, name: &str) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(m.lxd_dir().join("run").join(name).join("init.pid")).ok()?.trim().parse().ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+impl Drop for Member {
+    /// Containers outlive their daemon by design; a test's containers end with the test.
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("run")) else { return };
+        for e in entries.flatten() {
+            if let Some(pid) = std::fs::read_to_string(e.path().join("init.pid")).ok().and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                // SAFETY: kill(2) on a pid this test's daemon started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}

@@ -210,6 +210,7 @@ pub async fn run(daemon: Arc<Daemon>, key: String, streams: Streams, req: ExecRe
     } else {
         [std::process::Stdio::piped(), std::process::Stdio::piped(), std::process::Stdio::piped()]
     };
+    tracing::debug!(interactive, "exec sockets connected");
     let (mut child, started) = daemon.driver.exec(&key, &req, stdio).await.map_err(|e| e.to_string())?;
     let pid = started.pid;
     let control = sockets.remove("control");
@@ -297,6 +298,7 @@ pub async fn run(daemon: Arc<Daemon>, key: String, streams: Streams, req: ExecRe
         }
     }
     let status = child.wait().await.map_err(|e| e.to_string())?;
+    tracing::debug!(pid, ?status, "exec command ended");
     for o in outputs {
         let _ = tokio::time::timeout(Duration::from_secs(5), o).await;
     }

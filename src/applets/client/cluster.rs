@@ -32,6 +32,49 @@ enum Cmd {
     ListTokens(ListTokens),
     RevokeToken(RevokeToken),
     Group(super::cluster_group::Args),
+    Evacuate(Evacuate),
+    Restore(Restore),
+}
+
+#[derive(FromArgs)]
+/// Evacuate cluster member: stop or move its instances elsewhere.
+#[argh(subcommand, name = "evacuate")]
+struct Evacuate {
+    /// the target: [<remote>:]<member>
+    #[argh(positional)]
+    member: String,
+    /// don't ask for confirmation
+    #[argh(switch)]
+    force: bool,
+}
+
+#[derive(FromArgs)]
+/// Restore cluster member: bring back and start its instances.
+#[argh(subcommand, name = "restore")]
+struct Restore {
+    /// the target: [<remote>:]<member>
+    #[argh(positional)]
+    member: String,
+    /// don't ask for confirmation
+    #[argh(switch)]
+    force: bool,
+}
+
+/// Evacuates or restores a member as an operation, after confirmation unless `force`.
+async fn member_state(ctx: &Ctx, member: &str, action: &str, force: bool) -> anyhow::Result<()> {
+    let (remote, name) = ctx.remote_of(member);
+    if !force {
+        let answer =
+            super::ask(&format!("Are you sure you want to {action} cluster member \"{name}\"? (yes/no) [default=no]: "))?;
+        if !matches!(answer.to_lowercase().as_str(), "y" | "yes") {
+            return Ok(());
+        }
+    }
+    let conn = ctx.connect(&remote)?;
+    let body = serde_json::json!({"action": action});
+    let reply = conn.request("POST", &format!("/1.0/cluster/members/{name}/state"), Some(&body), None).await?;
+    super::instance::wait(&conn, reply).await?;
+    Ok(())
 }
 
 list_cmd!(List, "List all the cluster members.");
@@ -246,6 +289,8 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Evacuate(e) => member_state(&ctx, &e.member, "evacuate", e.force).await,
+        Cmd::Restore(r) => member_state(&ctx, &r.member, "restore", r.force).await,
         Cmd::Enable(e) => {
             let (remote, name) = match e.args.as_slice() {
                 [name] => (String::new(), name.clone()),

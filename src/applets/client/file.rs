@@ -182,13 +182,22 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
                 let (remote, instance, path) = target(&ctx, s)?;
                 let conn = ctx.connect(&remote)?;
                 if dest == "-" {
-                    let (status, _, body) = conn.raw("GET", &files_url(&instance, &path), None, &[]).await?;
-                    if status != 200 {
-                        let env: rxd::api::Envelope = serde_json::from_slice(&body)?;
-                        anyhow::bail!("{}", env.error);
+                    // To stdout a symlink is followed (inside the instance), as LXD's client does.
+                    let mut current = path.clone();
+                    for _ in 0..40 {
+                        let (status, headers, body) = conn.raw("GET", &files_url(&instance, &current), None, &[]).await?;
+                        if status != 200 {
+                            let env: rxd::api::Envelope = serde_json::from_slice(&body)?;
+                            anyhow::bail!("{}", env.error);
+                        }
+                        if headers.get("x-lxd-type").and_then(|v| v.to_str().ok()) == Some("symlink") {
+                            current = String::from_utf8_lossy(&body).to_string();
+                            continue;
+                        }
+                        use std::io::Write;
+                        std::io::stdout().write_all(&body)?;
+                        break;
                     }
-                    use std::io::Write;
-                    std::io::stdout().write_all(&body)?;
                     continue;
                 }
                 let local = Path::new(dest);

@@ -56,7 +56,7 @@ mod exec;
 mod file;
 pub(crate) mod format;
 mod image;
-mod instance;
+pub(crate) mod instance;
 mod monitor;
 mod operation;
 mod profile;

@@ -130,7 +130,11 @@ pub async fn member(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult 
                     return Ok(r);
                 }
                 match removal::remove(daemon, name, force).await? {
-                    Removed::Done => return Ok(Response::empty()),
+                    Removed::Done => {
+                        let d = daemon.clone();
+                        tokio::spawn(async move { crate::cluster::images::replicate_all(&d).await });
+                        return Ok(Response::empty());
+                    }
                     Removed::LeadershipMoved => continue,
                 }
             }
