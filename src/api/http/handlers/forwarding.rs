@@ -112,6 +112,9 @@ pub async fn by_instance(daemon: &Arc<Daemon>, req: &Request, segments: &[&str])
     }
     Some(match forward::send(daemon, &address, req.method.as_str(), &req.uri(), body, &headers).await {
         Ok((status, headers, body)) => Response::forwarded(status, &headers, body),
-        Err(e) => e.into(),
+        Err(e) => Response::error(
+            503,
+            format!("Cluster member \"{member}\" hosting instance \"{name}\" is offline or unreachable: {e}"),
+        ),
     })
 }
