@@ -3,7 +3,8 @@
 //! times and memory, > 1 means rxd is better; for throughput the ratio is rxd / LXD).
 //!
 //! Run: `cargo bench --bench harness -- [--lxd /usr/bin/lxd] [--runs N] [--seconds S]
-//! [--failovers N] [--only single|cluster|members] [--sizes 3,20] [--idle S]`
+//! [--failovers N] [--only single|cluster|members|instances] [--sizes 3,20] [--idle S]
+//! [--list-sizes 30,300]`
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,6 +24,9 @@ struct Opts {
     sizes: Vec<usize>,
     /// Idle window for the CPU figure, seconds.
     idle: f64,
+    instances: bool,
+    /// Instance counts for the `lxc list` figures.
+    list_sizes: Vec<usize>,
 }
 
 fn parse_opts() -> Opts {
@@ -36,6 +40,8 @@ fn parse_opts() -> Opts {
         members: true,
         sizes: vec![3, 20],
         idle: 20.0,
+        instances: true,
+        list_sizes: vec![30, 300],
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -50,6 +56,10 @@ fn parse_opts() -> Opts {
                 o.single = what == "single";
                 o.cluster = what == "cluster";
                 o.members = what == "members";
+                o.instances = what == "instances";
+            }
+            "--list-sizes" => {
+                o.list_sizes = args.get(i + 1).map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect()).unwrap_or_default()
             }
             "--sizes" => {
                 o.sizes = args.get(i + 1).map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect()).unwrap_or_default()
@@ -533,6 +543,74 @@ fn measure_membership(daemon: &Path, base: u8, n: u8, opts: &Opts) -> Membership
 }
 
 /// LXD's built-in image refresh must stay on loopback.
+#[derive(Default)]
+struct InstanceFigures {
+    import: f64,
+    launch: f64,
+    init: f64,
+    start: f64,
+    stop_clean: f64,
+    stop_forced: f64,
+    exec_local: f64,
+    exec_forwarded: f64,
+    delete: f64,
+    /// (instances, `lxc list` median) per size.
+    lists: Vec<(usize, f64)>,
+    rss_after: f64,
+}
+
+/// Median of one timed command per name (`args` gets the name through `{}`).
+fn per_instance(stock: &Path, dir: &Path, conf: &Path, names: &[String], args: &[&str]) -> f64 {
+    let mut v: Vec<f64> = names
+        .iter()
+        .filter_map(|n| {
+            let a: Vec<String> = args.iter().map(|x| x.replace("{}", n)).collect();
+            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+            timed_run(stock, &refs, dir, conf)
+        })
+        .collect();
+    median(&mut v)
+}
+
+/// Container life cycle on a 3-member cluster with the stock client, every command sent to
+/// node1 and the instances on node2 (as the anchor figures were taken).
+fn measure_instances(daemon: &Path, base: u8, opts: &Opts, image: &Path) -> InstanceFigures {
+    let mut f = InstanceFigures::default();
+    let (c, _) = ClusterRun::form(daemon, base);
+    let stock = Path::new("/usr/bin/lxc");
+    let conf = tempfile::tempdir().expect("conf");
+    let n1 = c.members[0].dir.path();
+    let n2 = c.members[1].dir.path();
+    let image = image.to_str().expect("image path");
+    f.import = timed_run(stock, &["image", "import", image, "--alias", "testimage"], n1, conf.path()).unwrap_or(0.0);
+    let runs = opts.runs.max(3);
+    let names: Vec<String> = (0..runs).map(|i| format!("lc{i}")).collect();
+    f.launch = per_instance(stock, n1, conf.path(), &names, &["launch", "testimage", "{}", "--target", "node2"]);
+    let mut v: Vec<f64> =
+        (0..30).filter_map(|i| timed_run(stock, &["exec", &names[i % names.len()], "--", "true"], n2, conf.path())).collect();
+    f.exec_local = median(&mut v);
+    let mut v: Vec<f64> =
+        (0..30).filter_map(|i| timed_run(stock, &["exec", &names[i % names.len()], "--", "true"], n1, conf.path())).collect();
+    f.exec_forwarded = median(&mut v);
+    f.stop_clean = per_instance(stock, n1, conf.path(), &names[..3], &["stop", "{}"]);
+    f.start = per_instance(stock, n1, conf.path(), &names, &["start", "{}"]);
+    f.stop_forced = per_instance(stock, n1, conf.path(), &names, &["stop", "--force", "{}"]);
+    f.delete = per_instance(stock, n1, conf.path(), &names, &["delete", "{}"]);
+    let inits: Vec<String> = (0..runs).map(|i| format!("li{i}")).collect();
+    f.init = per_instance(stock, n1, conf.path(), &inits, &["init", "testimage", "{}", "--target", "node3"]);
+    let mut made = inits.len();
+    for &size in &opts.list_sizes {
+        while made < size {
+            let member = format!("node{}", made % 3 + 1);
+            let _ = timed_run(stock, &["init", "testimage", &format!("ls{made}"), "--target", &member], n1, conf.path());
+            made += 1;
+        }
+        f.lists.push((size, time_command(stock, &["list"], n1, conf.path(), 10)));
+    }
+    f.rss_after = c.members.iter().filter_map(|m| m.child.as_ref()).map(|ch| rss_kib(ch.id()) as f64 / 1024.0).sum::<f64>() / 3.0;
+    f
+}
+
 fn ensure_hosts_mapping() {
     let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     if !hosts.contains("images.linuxcontainers.org") {
@@ -615,6 +693,34 @@ fn main() {
         row("leader SIGKILL to next write (median)", "s", r.failover, lv(|l| l.failover), true);
         row("idle RSS per member", "MiB", r.rss, lv(|l| l.rss), true);
         row("`lxc cluster list` (stock lxc), median", "s", r.cluster_list, lv(|l| l.cluster_list), true);
+    }
+    if opts.instances {
+        let image = links.path().join("busybox.tar.gz");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-busybox-image.sh");
+        let built = Command::new("bash").arg(script).arg(&image).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+        assert!(built, "building the busybox image failed (apt-get install busybox-static)");
+        println!("instances on 3 members: measuring rxd...");
+        let r = measure_instances(&rxd_daemon, 40, &opts, &image);
+        let l = have_lxd.then(|| {
+            println!("instances on 3 members: measuring LXD...");
+            measure_instances(&opts.lxd, 50, &opts, &image)
+        });
+        header();
+        let lv = |f: fn(&InstanceFigures) -> f64| l.as_ref().map(f);
+        row("`lxc image import` (1 MB busybox)", "s", r.import, lv(|l| l.import), true);
+        row("`lxc launch --target node2` via node1", "s", r.launch, lv(|l| l.launch), true);
+        row("`lxc init --target node3` via node1", "s", r.init, lv(|l| l.init), true);
+        row("`lxc start` (stopped, on node2) via node1", "s", r.start, lv(|l| l.start), true);
+        row("`lxc stop` clean via node1", "s", r.stop_clean, lv(|l| l.stop_clean), true);
+        row("`lxc stop --force` via node1", "s", r.stop_forced, lv(|l| l.stop_forced), true);
+        row("`lxc exec -- true` on the same member", "s", r.exec_local, lv(|l| l.exec_local), true);
+        row("`lxc exec -- true` forwarded node1→node2", "s", r.exec_forwarded, lv(|l| l.exec_forwarded), true);
+        row("`lxc delete` via node1", "s", r.delete, lv(|l| l.delete), true);
+        for (i, (size, t)) in r.lists.iter().enumerate() {
+            let lt = l.as_ref().and_then(|l| l.lists.get(i)).map(|x| x.1);
+            row(&format!("`lxc list`, {size} instances on 3 members"), "s", *t, lt, true);
+        }
+        row("RSS per member after the workload", "MiB", r.rss_after, lv(|l| l.rss_after), true);
     }
     if opts.members {
         for &n in &opts.sizes {

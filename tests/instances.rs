@@ -34,6 +34,14 @@ fn containers_run_exec_and_stop_with_both_clients() {
         let list = ok(run(&["list", "--format", "csv", "-c", "ns"]));
         assert!(list.contains(&format!("{c},RUNNING")), "{who}: {list}");
 
+        // Instance configuration through the instance's ETag'd PUT.
+        ok(run(&["config", "set", &c, "user.color", "blue"]));
+        assert_eq!(ok(run(&["config", "get", &c, "user.color"])).trim(), "blue", "{who}");
+        let err = fails(run(&["config", "set", &c, "bogus.key=1"]));
+        assert!(err.contains("bogus.key"), "{who}: {err}");
+        ok(run(&["config", "unset", &c, "user.color"]));
+        assert_eq!(ok(run(&["config", "get", &c, "user.color"])).trim(), "", "{who}");
+
         // exec: output, hostname, exit status, stdin, environment and cwd.
         let out = run(&["exec", &c, "--", "sh", "-c", "hostname; echo to-err >&2; exit 7"]);
         assert_eq!(out.status.code(), Some(7), "{who}: {}", stderr(&out));
@@ -49,6 +57,25 @@ fn containers_run_exec_and_stop_with_both_clients() {
         let out = run(&["exec", &c, "-t", "--", "sh", "-c", "tty; exit 3"]);
         assert_eq!(out.status.code(), Some(3), "{who}: {}", stderr(&out));
         assert!(stdout(&out).contains("/dev/pts/0"), "{who}: {}", stdout(&out));
+        // A signal to the client reaches the command (SIGTERM: 128 + 15).
+        let mut child = std::process::Command::new(&program)
+            .args(["exec", &c, "-T", "--", "sleep", "30"])
+            .env("LXD_DIR", m.lxd_dir())
+            .env("LXD_CONF", m.conf.path())
+            .env("HOME", m.conf.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn exec");
+        wait_for(Duration::from_secs(10), "sleep running", || {
+            ok(run(&["exec", &c, "--", "ps"])).contains("sleep 30").then_some(())
+        });
+        // SAFETY: kill(2) on the client process this test spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = wait_for(Duration::from_secs(10), "exec to end", || child.try_wait().ok().flatten());
+        assert_eq!(status.code(), Some(143), "{who}");
+
         // The container sees only its own processes, with init as pid 1.
         let ps = ok(run(&["exec", &c, "--", "ps"]));
         assert!(ps.lines().any(|l| l.trim_start().starts_with("1 ") && l.contains("init")), "{who}: {ps}");

@@ -131,3 +131,10 @@ pub async fn sync_after_join(d: &Arc<Daemon>) {
         }
     }
 }
+
+/// After `cluster.images_minimal_replica` changed: images short of copies get them, this member
+/// taking one first when it has none (a holder then pushes the rest).
+pub async fn rebalance(d: &Arc<Daemon>) {
+    sync_after_join(d).await;
+    replicate_all(d).await;
+}

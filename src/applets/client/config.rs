@@ -147,6 +147,30 @@ fn render_value(v: &serde_json::Value) -> String {
 
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     match args.cmd {
+        Cmd::Get(g) if g.args.len() == 2 && !g.args[0].ends_with(':') => {
+            let (remote, name) = ctx.remote_of(&g.args[0]);
+            let inst: rxd::api::Instance = ctx.connect(&remote)?.get_json(&format!("/1.0/instances/{name}")).await?;
+            println!("{}", inst.config.get(&g.args[1]).cloned().unwrap_or_default());
+            Ok(())
+        }
+        Cmd::Set(s) if is_instance_form(&s.args) => {
+            let (remote, name) = ctx.remote_of(&s.args[0]);
+            let pairs = key_values(&s.args[1..])?;
+            update_instance(&ctx, &remote, name, |config| {
+                for (k, v) in &pairs {
+                    config.insert(k.clone(), v.clone());
+                }
+            })
+            .await
+        }
+        Cmd::Unset(u) if u.args.len() == 2 && !u.args[0].ends_with(':') => {
+            let (remote, name) = ctx.remote_of(&u.args[0]);
+            let key = u.args[1].clone();
+            update_instance(&ctx, &remote, name, |config| {
+                config.remove(&key);
+            })
+            .await
+        }
         Cmd::Get(g) => {
             let (remote, keys) = split_remote(&ctx, &g.args);
             let key = keys.first().ok_or_else(|| anyhow::anyhow!("Missing required argument: key"))?;
@@ -307,4 +331,37 @@ async fn trust(ctx: Ctx, cmd: TrustCmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `lxc config set <instance> k=v…` or `<instance> k v` (as opposed to server keys).
+fn is_instance_form(args: &[String]) -> bool {
+    let Some(first) = args.first() else { return false };
+    !first.contains('=') && !first.ends_with(':') && (args.len() == 3 || args.get(1).is_some_and(|a| a.contains('=')))
+}
+
+/// Read-modify-write of an instance's config (the PUT is an operation, waited for).
+async fn update_instance(
+    ctx: &Ctx,
+    remote: &str,
+    name: &str,
+    edit: impl FnOnce(&mut std::collections::BTreeMap<String, String>),
+) -> anyhow::Result<()> {
+    let conn = ctx.connect(remote)?;
+    let path = format!("/1.0/instances/{name}");
+    let reply = conn.get(&path).await?;
+    let etag = reply.etag();
+    let inst: rxd::api::Instance = serde_json::from_value(reply.envelope.metadata)?;
+    let mut put = rxd::api::InstancePut {
+        architecture: inst.architecture,
+        config: inst.config,
+        devices: inst.devices,
+        ephemeral: inst.ephemeral,
+        profiles: inst.profiles,
+        stateful: inst.stateful,
+        description: inst.description,
+    };
+    edit(&mut put.config);
+    let reply = conn.request("PUT", &path, Some(&serde_json::to_value(put)?), etag.as_deref()).await?;
+    super::instance::wait(&conn, reply).await?;
+    Ok(())
 }

@@ -28,6 +28,10 @@ pub async fn handle(daemon: &Arc<Daemon>, req: &Request) -> HResult {
             {
                 crate::cluster::rebalance::nudge(daemon);
             }
+            if body.config.contains_key("cluster.images_minimal_replica") && daemon.cluster_runtime().is_some() {
+                let d = daemon.clone();
+                tokio::spawn(async move { crate::cluster::images::rebalance(&d).await });
+            }
             Ok(Response::empty())
         }
     }
