@@ -139,6 +139,10 @@ fn containers_run_exec_and_stop_with_both_clients() {
 #[test]
 fn containers_survive_a_daemon_crash_and_restart_with_a_clean_daemon() {
     let mut m = standalone();
+    // An ephemeral container is gone once stopped.
+    ok(m.stock(&["launch", "testimage", "eph", "--ephemeral"]));
+    ok(m.stock(&["stop", "--force", "eph"]));
+    assert!(!ok(m.lxc(&["list", "--format", "csv"])).contains("eph"));
     ok(m.lxc(&["launch", "testimage", "c1"]));
     ok(m.lxc(&["init", "testimage", "c2"]));
     let pid = init_pid(&m, "c1").expect("running");

@@ -290,6 +290,9 @@ impl Daemon {
     ) -> Result<()> {
         let mut b = Batch::new();
         store::create(&mut b, &row);
+        if let Some(img) = &image {
+            store_images::touch(&mut b, project, &img.fingerprint, &time::rfc3339(time::now_nanos()));
+        }
         self.global.apply(&b).await?;
         let dir = self.pool_root(pool).await?.join("containers").join(driver_name(project, &row.name));
         let made = async {
@@ -305,9 +308,6 @@ impl Daemon {
                     tokio::task::spawn_blocking(move || crate::image::unpack(&lxd_dir, &fp, &dest))
                         .await
                         .map_err(|e| Error::Internal(e.to_string()))??;
-                    let mut b = Batch::new();
-                    store_images::touch(&mut b, project, &img.fingerprint, &time::rfc3339(time::now_nanos()));
-                    let _ = self.global.apply(&b).await;
                 }
                 None => std::fs::create_dir_all(dir.join("rootfs")).map_err(|e| Error::Internal(e.to_string()))?,
             }
@@ -359,7 +359,7 @@ impl Daemon {
         ))
     }
 
-    pub async fn start_instance(&self, row: &store::Instance) -> Result<()> {
+    pub async fn start_instance(self: &Arc<Self>, row: &store::Instance) -> Result<()> {
         if self.member_evacuated().await? {
             return Err(Error::BadRequest("Cluster member is evacuated".into()));
         }
@@ -403,7 +403,8 @@ impl Daemon {
     }
 
     /// Records an instance as stopped when its init ends on its own (poweroff inside).
-    fn watch_instance(&self, project: String, name: String) {
+    fn watch_instance(self: &Arc<Self>, project: String, name: String) {
+        let daemon = Arc::downgrade(self);
         let driver = self.driver.clone();
         let global = self.global.clone();
         let events = self.events.clone();
@@ -417,6 +418,12 @@ impl Daemon {
                 store::set_keys(&mut b, &project, &name, &[("volatile.last_state.power", Some("STOPPED".into()))]);
                 let _ = global.apply(&b).await;
                 events.lifecycle(&project, "instance-stopped", instance_url(&project, &name), None);
+                if let Some(d) = daemon.upgrade()
+                    && let Ok(row) = d.instance_row(&project, &name).await
+                    && row.ephemeral
+                {
+                    let _ = d.delete_task(&row).await;
+                }
             }
         });
     }
@@ -439,10 +446,14 @@ impl Daemon {
         }
         let action = if killed { "instance-stopped" } else { "instance-shutdown" };
         self.events.lifecycle(&row.project, action, instance_url(&row.project, &row.name), None);
+        if record && row.ephemeral {
+            // An ephemeral instance ends with its stop.
+            self.delete_task(row).await?;
+        }
         Ok(())
     }
 
-    pub async fn restart_instance(&self, row: &store::Instance, force: bool, timeout: Duration) -> Result<()> {
+    pub async fn restart_instance(self: &Arc<Self>, row: &store::Instance, force: bool, timeout: Duration) -> Result<()> {
         let key = driver_name(&row.project, &row.name);
         if self.driver.init_pid(&key).is_none() {
             return Err(Error::BadRequest("The instance isn't running".into()));
@@ -587,14 +598,16 @@ impl Daemon {
     /// their last state so they start again with the daemon.
     pub async fn stop_instances_for_shutdown(&self) {
         let Ok(rows) = self.local_instances(None).await else { return };
-        let stops = rows
-            .iter()
-            .filter(|r| self.driver.init_pid(&driver_name(&r.project, &r.name)).is_some())
-            .map(|r| self.stop_instance(r, false, DEFAULT_STOP_TIMEOUT, false));
+        let rows: Vec<store::Instance> =
+            rows.into_iter().filter(|r| self.driver.init_pid(&driver_name(&r.project, &r.name)).is_some()).collect();
+        let stops = rows.iter().map(|r| self.stop_instance(r, false, DEFAULT_STOP_TIMEOUT, false));
         for r in futures_util::future::join_all(stops).await {
             if let Err(e) = r {
                 tracing::warn!(error = %e, "Failed to stop instance at shutdown");
             }
+        }
+        for r in rows.iter().filter(|r| r.ephemeral) {
+            let _ = self.delete_task(r).await;
         }
     }
 
