@@ -68,6 +68,18 @@ fn seed_flow_placement_forwarding_and_images() {
     let ours = ok(c.members[2].lxc(&["list", "--format", "csv", "-c", "nsL"]));
     assert!(ours.contains("c1,RUNNING,node2"), "{ours}");
 
+    // Copy to another member (stock client, as LXD's suite does), rename through node1.
+    ok(c.members[0].stock(&["copy", "c1", "cp1", "--target", "node3"]));
+    assert!(ok(c.members[1].stock(&["info", "cp1"])).contains("Location: node3"));
+    ok(c.members[1].stock(&["start", "cp1"]));
+    assert_eq!(ok(c.members[0].lxc(&["exec", "cp1", "--", "hostname"])).trim(), "cp1");
+    ok(c.members[0].stock(&["stop", "--force", "cp1"]));
+    ok(c.members[0].stock(&["rename", "cp1", "cp2"]));
+    assert!(ok(c.members[1].stock(&["list", "--format", "csv"])).contains("cp2"));
+    ok(c.members[2].lxc(&["copy", "cp2", "cp3"]));
+    ok(c.members[2].lxc(&["delete", "cp2"]));
+    ok(c.members[0].stock(&["delete", "cp3"]));
+
     // Placement without --target: the member with the fewest instances, lowest id first.
     ok(c.members[1].lxc(&["init", "testimage", "p1"]));
     assert_eq!(location(&c, 0, "p1").map(|l| l.1), Some("node1".into()));
@@ -75,6 +87,10 @@ fn seed_flow_placement_forwarding_and_images() {
     assert_eq!(location(&c, 0, "p2").map(|l| l.1), Some("node3".into()));
     ok(c.members[2].lxc(&["init", "testimage", "p3", "--target", "node3"]));
     assert_eq!(location(&c, 1, "p3").map(|l| l.1), Some("node3".into()));
+
+    // `?target=` lists one member's instances.
+    let on3 = ok(c.members[0].stock(&["query", "/1.0/instances?target=node3"]));
+    assert!(on3.contains("/1.0/instances/p2") && on3.contains("/1.0/instances/p3") && !on3.contains("p1"), "{on3}");
 
     // A member hosting instances is not removed without --force.
     let err = fails(c.members[0].lxc(&["cluster", "remove", "node3", "--yes"]));
@@ -148,6 +164,10 @@ fn offline_member_evacuation_and_restore() {
         let err = fails(c.members[0].client(&program, &["start", "x3"], None));
         assert!(err.contains("offline"), "{program:?}: {err}");
     }
+    // Its configuration is readable; its state is not.
+    assert!(ok(c.members[0].stock(&["config", "show", "x3"])).contains("image.os: Busybox"));
+    fails(c.members[0].stock(&["query", "/1.0/instances/x3?recursion=1"]));
+    fails(c.members[0].stock(&["query", "/1.0/instances/x3/state"]));
     let ours = ok(c.members[1].lxc(&["list", "--format", "csv", "-c", "nsL"]));
     assert!(ours.contains("x3,ERROR,node3") && ours.contains("e1,RUNNING,node1"), "{ours}");
     for n in ["e1", "s1"] {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::forward;
-use crate::daemon::instances::{DEFAULT_STOP_TIMEOUT, driver_name, instance_resources};
-use crate::daemon::operations::{NewOp, Op, OpClass};
+use crate::daemon::instances::{DEFAULT_STOP_TIMEOUT, driver_name};
+use crate::daemon::operations::Op;
 use crate::daemon::{Daemon, Error, Result};
 use crate::store::Batch;
 use crate::store::global::{instances as store, nodes};
@@ -39,18 +39,9 @@ pub async fn move_instance(
         d.stop_instance(&row, false, DEFAULT_STOP_TIMEOUT, false).await?;
     }
     let dir = d.instance_dir(&row).await?;
-    let archive = tokio::process::Command::new("tar")
-        .arg("-C")
-        .arg(&dir)
-        .args(["--numeric-owner", "-cf", "-", "."])
-        .output()
-        .await
-        .map_err(|e| Error::Internal(format!("running tar: {e}")))?;
-    if !archive.status.success() {
-        return Err(Error::Internal(format!("Failed to pack {}: {}", dir.display(), String::from_utf8_lossy(&archive.stderr))));
-    }
+    let archive = pack(&dir).await?;
     let path = format!("/internal/instances/{name}/receive?project={project}");
-    let (status, _, body) = forward::send(d, &node.address, "POST", &path, Some(archive.stdout), &[]).await?;
+    let (status, _, body) = forward::send(d, &node.address, "POST", &path, Some(archive), &[]).await?;
     if status != 200 {
         return Err(Error::Internal(format!(
             "member {target} could not receive the instance: {}",
@@ -83,30 +74,42 @@ pub async fn move_instance(
 pub async fn move_instance_op(d: &Arc<Daemon>, project: &str, name: &str, target: &str) -> Result<Arc<Op>> {
     d.instance_row(project, name).await?;
     let (dd, p, n, t) = (d.clone(), project.to_string(), name.to_string(), target.to_string());
-    Ok(d.operations.spawn_task(
-        NewOp {
-            class: OpClass::Task,
-            description: "Migrating instance".into(),
-            project: project.to_string(),
-            resources: instance_resources(project, name),
-            metadata: serde_json::Value::Null,
-            may_cancel: false,
-        },
-        async move { move_instance(&dd, &p, &n, &t, &[]).await.map(|_| None).map_err(|e| e.to_string()) },
-    ))
+    Ok(d.operations.spawn_task(crate::daemon::instances::instance_task(project, name, "Migrating instance"), async move {
+        move_instance(&dd, &p, &n, &t, &[]).await.map(|_| None).map_err(|e| e.to_string())
+    }))
+}
+
+/// An instance's directory (rootfs, metadata) as a tar archive.
+pub async fn pack(dir: &std::path::Path) -> Result<Vec<u8>> {
+    let archive = tokio::process::Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .args(["--numeric-owner", "-cf", "-", "."])
+        .output()
+        .await
+        .map_err(|e| Error::Internal(format!("running tar: {e}")))?;
+    if !archive.status.success() {
+        return Err(Error::Internal(format!("Failed to pack {}: {}", dir.display(), String::from_utf8_lossy(&archive.stderr))));
+    }
+    Ok(archive.stdout)
 }
 
 /// The target's side: unpacks the archive into this member's pool directory for the instance.
 pub async fn receive(d: &Daemon, project: &str, name: &str, archive: bytes::Bytes) -> Result<()> {
     let row = d.instance_row(project, name).await?;
     let dir = d.instance_dir(&row).await?;
+    unpack(&dir, &archive).await
+}
+
+/// Unpacks an archive made by [`pack`] into `dir` (replacing what was there).
+pub async fn unpack(dir: &std::path::Path, archive: &[u8]) -> Result<()> {
     if dir.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(dir);
     }
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
     let mut child = tokio::process::Command::new("tar")
         .arg("-C")
-        .arg(&dir)
+        .arg(dir)
         .args(["--numeric-owner", "--same-permissions", "-xf", "-"])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -114,12 +117,26 @@ pub async fn receive(d: &Daemon, project: &str, name: &str, archive: bytes::Byte
         .map_err(|e| Error::Internal(format!("running tar: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         use tokio::io::AsyncWriteExt;
-        stdin.write_all(&archive).await.map_err(|e| Error::Internal(e.to_string()))?;
+        stdin.write_all(archive).await.map_err(|e| Error::Internal(e.to_string()))?;
     }
     let out = child.wait_with_output().await.map_err(|e| Error::Internal(e.to_string()))?;
     if !out.status.success() {
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(dir);
         return Err(Error::Internal(format!("unpacking the instance: {}", String::from_utf8_lossy(&out.stderr))));
     }
     Ok(())
+}
+
+/// The archive of an instance's directory, from this member or the member hosting it.
+pub async fn fetch_archive(d: &Daemon, project: &str, name: &str) -> Result<Vec<u8>> {
+    let row = d.instance_row(project, name).await?;
+    if d.is_local(&row) {
+        return pack(&d.instance_dir(&row).await?).await;
+    }
+    let owner = nodes::get_by_id(&d.global, row.node_id).await?;
+    let path = format!("/internal/instances/{name}/archive?project={project}");
+    match forward::send(d, &owner.address, "GET", &path, None, &[]).await? {
+        (200, _, body) => Ok(body.to_vec()),
+        (_, _, body) => Err(Error::Internal(format!("fetching {name} from {}: {}", owner.name, String::from_utf8_lossy(&body)))),
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::operations::{NewOp, Op, OpClass};
 use super::{Daemon, Error, Result};
-use crate::api::{Image, ImageAliasEntry, InstanceSource};
+use crate::api::{Image, ImageAliasEntry, ImagePut, InstanceSource};
 use crate::store::Batch;
 use crate::store::global::images as store;
 use crate::util::time;
@@ -21,11 +21,13 @@ pub struct Upload {
 pub fn render(i: &store::Image) -> Image {
     let ts = |s: &str| if s.is_empty() { "1970-01-01T00:00:00Z".to_string() } else { s.to_string() };
     Image {
-        auto_update: i.auto_update,
-        properties: i.properties.clone(),
-        public: i.public,
-        expires_at: "1970-01-01T00:00:00Z".into(),
-        profiles: vec!["default".into()],
+        put: ImagePut {
+            auto_update: i.auto_update,
+            properties: i.properties.clone(),
+            public: i.public,
+            expires_at: "1970-01-01T00:00:00Z".into(),
+            profiles: vec!["default".into()],
+        },
         aliases: i.aliases.iter().map(|(n, d)| ImageAliasEntry { name: n.clone(), description: d.clone() }).collect(),
         architecture: i.architecture.clone(),
         cached: false,

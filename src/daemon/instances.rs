@@ -17,6 +17,14 @@ use crate::store::Batch;
 use crate::store::global::{self, images as store_images, instances as store};
 use crate::util::time;
 
+/// What a new instance's root filesystem comes from.
+enum Origin {
+    Image(store_images::Image),
+    /// A copy of another instance (stopped or running; its files as they are).
+    Copy(store::Instance),
+    Empty,
+}
+
 /// How long a clean stop with no timeout given waits before killing.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -47,6 +55,18 @@ pub fn driver_name(project: &str, name: &str) -> String {
 
 pub fn instance_url(project: &str, name: &str) -> String {
     if project == "default" { format!("/1.0/instances/{name}") } else { format!("/1.0/instances/{name}?project={project}") }
+}
+
+/// A task operation about one instance (not cancelable, no metadata yet).
+pub fn instance_task(project: &str, name: &str, description: &str) -> NewOp {
+    NewOp {
+        class: OpClass::Task,
+        description: description.into(),
+        project: project.to_string(),
+        resources: instance_resources(project, name),
+        metadata: serde_json::Value::Null,
+        may_cancel: false,
+    }
 }
 
 pub fn instance_resources(project: &str, name: &str) -> serde_json::Value {
@@ -161,13 +181,15 @@ impl Daemon {
         let run = if self.is_local(row) { self.driver.state(&driver_name(&row.project, &row.name)) } else { RunState::default() };
         let status = if run.running { InstanceStatus::Running } else { InstanceStatus::Stopped };
         Instance {
-            architecture: row.architecture.clone(),
-            config: row.config.clone(),
-            devices: row.devices.clone(),
-            ephemeral: row.ephemeral,
-            profiles: row.profiles.clone(),
-            stateful: row.stateful,
-            description: row.description.clone(),
+            put: InstancePut {
+                architecture: row.architecture.clone(),
+                config: row.config.clone(),
+                devices: row.devices.clone(),
+                ephemeral: row.ephemeral,
+                profiles: row.profiles.clone(),
+                stateful: row.stateful,
+                description: row.description.clone(),
+            },
             created_at: row.created_at.clone(),
             expanded_config,
             expanded_devices,
@@ -223,23 +245,43 @@ impl Daemon {
         }
         validate_config(&req.put.config)?;
         self.validate_devices(&req.put.devices).await?;
-        let image = match req.source.kind.as_str() {
-            "image" => Some(self.resolve_image_source(project, &req.source).await?),
-            "none" => None,
+        let origin = match req.source.kind.as_str() {
+            "image" => Origin::Image(self.resolve_image_source(project, &req.source).await?),
+            "copy" => {
+                let source_project = if req.source.project.is_empty() { project } else { req.source.project.as_str() };
+                Origin::Copy(self.instance_row(source_project, &req.source.source).await?)
+            }
+            "none" => Origin::Empty,
             "" => return Err(Error::BadRequest("No source type provided: use an image (source.type \"image\")".into())),
             other => return Err(Error::BadRequest(format!("Unsupported instance source type \"{other}\""))),
         };
-        let profiles = if req.put.profiles.is_empty() && !req.put.devices.contains_key("root") {
+        let mut profiles = if req.put.profiles.is_empty() && !req.put.devices.contains_key("root") {
             vec!["default".to_string()]
         } else {
             req.put.profiles.clone()
         };
         let mut config = req.put.config.clone();
-        if let Some(img) = &image {
-            for (k, v) in &img.properties {
-                config.insert(format!("image.{k}"), v.clone());
+        let mut devices = req.put.devices.clone();
+        match &origin {
+            Origin::Image(img) => {
+                for (k, v) in &img.properties {
+                    config.insert(format!("image.{k}"), v.clone());
+                }
+                config.insert("volatile.base_image".into(), img.fingerprint.clone());
             }
-            config.insert("volatile.base_image".into(), img.fingerprint.clone());
+            Origin::Copy(src) => {
+                // The stock client sends the source's writable part; a bare API call gets it here.
+                if req.put.config.is_empty() && req.put.profiles.is_empty() {
+                    config = src.config.clone();
+                    devices = src.devices.clone();
+                    profiles = src.profiles.clone();
+                }
+                config.retain(|k, _| !k.starts_with("volatile."));
+                if let Some(base) = src.config.get("volatile.base_image") {
+                    config.insert("volatile.base_image".into(), base.clone());
+                }
+            }
+            Origin::Empty => {}
         }
         config.insert("volatile.uuid".into(), uuid::Uuid::new_v4().to_string());
         config.insert("volatile.last_state.power".into(), "STOPPED".into());
@@ -247,13 +289,17 @@ impl Daemon {
             project: project.to_string(),
             name: req.name.clone(),
             node_id: self.node_id(),
-            architecture: image.as_ref().map(|i| i.architecture.clone()).unwrap_or_else(|| std::env::consts::ARCH.into()),
+            architecture: match &origin {
+                Origin::Image(i) => i.architecture.clone(),
+                Origin::Copy(src) => src.architecture.clone(),
+                Origin::Empty => std::env::consts::ARCH.into(),
+            },
             ephemeral: req.put.ephemeral,
             stateful: req.put.stateful,
             description: req.put.description.clone(),
             created_at: time::rfc3339(time::now_nanos()),
             config,
-            devices: req.put.devices.clone(),
+            devices,
             profiles,
             ..Default::default()
         };
@@ -267,30 +313,16 @@ impl Daemon {
         let pool = root_pool(&devices)?;
         let d = self.clone();
         let project_s = project.to_string();
-        let op = self.operations.spawn_task(
-            NewOp {
-                class: OpClass::Task,
-                description: "Creating instance".into(),
-                project: project.to_string(),
-                resources: instance_resources(project, &req.name),
-                metadata: serde_json::Value::Null,
-                may_cancel: false,
-            },
-            async move { d.create_task(&project_s, row, image, &pool).await.map(|_| None).map_err(|e| e.to_string()) },
-        );
+        let op = self.operations.spawn_task(instance_task(project, &req.name, "Creating instance"), async move {
+            d.create_task(&project_s, row, origin, &pool).await.map(|_| None).map_err(|e| e.to_string())
+        });
         Ok(op)
     }
 
-    async fn create_task(
-        self: &Arc<Self>,
-        project: &str,
-        row: store::Instance,
-        image: Option<store_images::Image>,
-        pool: &str,
-    ) -> Result<()> {
+    async fn create_task(self: &Arc<Self>, project: &str, row: store::Instance, origin: Origin, pool: &str) -> Result<()> {
         let mut b = Batch::new();
         store::create(&mut b, &row);
-        if let Some(img) = &image {
+        if let Origin::Image(img) = &origin {
             store_images::touch(&mut b, project, &img.fingerprint, &time::rfc3339(time::now_nanos()));
         }
         self.global.apply(&b).await?;
@@ -299,8 +331,12 @@ impl Daemon {
             if dir.exists() {
                 return Err(Error::Conflict(format!("Instance directory {} already exists", dir.display())));
             }
-            match &image {
-                Some(img) => {
+            match &origin {
+                Origin::Copy(src) => {
+                    let archive = crate::cluster::moving::fetch_archive(self, &src.project, &src.name).await?;
+                    crate::cluster::moving::unpack(&dir, &archive).await?;
+                }
+                Origin::Image(img) => {
                     self.ensure_image_file(project, &img.fingerprint).await?;
                     let lxd_dir = self.paths.dir.clone();
                     let fp = img.fingerprint.clone();
@@ -309,7 +345,7 @@ impl Daemon {
                         .await
                         .map_err(|e| Error::Internal(e.to_string()))??;
                 }
-                None => std::fs::create_dir_all(dir.join("rootfs")).map_err(|e| Error::Internal(e.to_string()))?,
+                Origin::Empty => std::fs::create_dir_all(dir.join("rootfs")).map_err(|e| Error::Internal(e.to_string()))?,
             }
             Ok(())
         }
@@ -338,25 +374,15 @@ impl Daemon {
             other => return Err(Error::BadRequest(format!("Unknown action \"{other}\""))),
         };
         let d = self.clone();
-        Ok(self.operations.spawn_task(
-            NewOp {
-                class: OpClass::Task,
-                description: description.into(),
-                project: project.to_string(),
-                resources: instance_resources(project, name),
-                metadata: serde_json::Value::Null,
-                may_cancel: false,
-            },
-            async move {
-                let timeout = if put.timeout < 0 { DEFAULT_STOP_TIMEOUT } else { Duration::from_secs(put.timeout as u64) };
-                let r = match put.action.as_str() {
-                    "start" => d.start_instance(&row).await,
-                    "stop" => d.stop_instance(&row, put.force || put.timeout == 0, timeout, true).await,
-                    _ => d.restart_instance(&row, put.force, timeout).await,
-                };
-                r.map(|_| None).map_err(|e| e.to_string())
-            },
-        ))
+        Ok(self.operations.spawn_task(instance_task(project, name, description), async move {
+            let timeout = if put.timeout < 0 { DEFAULT_STOP_TIMEOUT } else { Duration::from_secs(put.timeout as u64) };
+            let r = match put.action.as_str() {
+                "start" => d.start_instance(&row).await,
+                "stop" => d.stop_instance(&row, put.force || put.timeout == 0, timeout, true).await,
+                _ => d.restart_instance(&row, put.force, timeout).await,
+            };
+            r.map(|_| None).map_err(|e| e.to_string())
+        }))
     }
 
     pub async fn start_instance(self: &Arc<Self>, row: &store::Instance) -> Result<()> {
@@ -471,17 +497,9 @@ impl Daemon {
             return Err(Error::BadRequest("Instance is running".into()));
         }
         let d = self.clone();
-        Ok(self.operations.spawn_task(
-            NewOp {
-                class: OpClass::Task,
-                description: "Deleting instance".into(),
-                project: project.to_string(),
-                resources: instance_resources(project, name),
-                metadata: serde_json::Value::Null,
-                may_cancel: false,
-            },
-            async move { d.delete_task(&row).await.map(|_| None).map_err(|e| e.to_string()) },
-        ))
+        Ok(self.operations.spawn_task(instance_task(project, name, "Deleting instance"), async move {
+            d.delete_task(&row).await.map(|_| None).map_err(|e| e.to_string())
+        }))
     }
 
     pub async fn delete_task(&self, row: &store::Instance) -> Result<()> {
@@ -507,27 +525,17 @@ impl Daemon {
         let dir = self.instance_dir(&row).await?;
         let d = self.clone();
         let (project_s, new_s) = (project.to_string(), new_name.to_string());
-        Ok(self.operations.spawn_task(
-            NewOp {
-                class: OpClass::Task,
-                description: "Renaming instance".into(),
-                project: project.to_string(),
-                resources: instance_resources(project, name),
-                metadata: serde_json::Value::Null,
-                may_cancel: false,
-            },
-            async move {
-                let mut b = Batch::new();
-                store::rename(&mut b, &project_s, &row.name, &new_s);
-                d.global.apply(&b).await.map_err(|e| e.to_string())?;
-                if let Some(parent) = dir.parent() {
-                    let _ = std::fs::rename(&dir, parent.join(driver_name(&project_s, &new_s)));
-                }
-                d.driver.rename(&driver_name(&project_s, &row.name), &driver_name(&project_s, &new_s));
-                d.events.lifecycle(&project_s, "instance-renamed", instance_url(&project_s, &new_s), None);
-                Ok(None)
-            },
-        ))
+        Ok(self.operations.spawn_task(instance_task(project, name, "Renaming instance"), async move {
+            let mut b = Batch::new();
+            store::rename(&mut b, &project_s, &row.name, &new_s);
+            d.global.apply(&b).await.map_err(|e| e.to_string())?;
+            if let Some(parent) = dir.parent() {
+                let _ = std::fs::rename(&dir, parent.join(driver_name(&project_s, &new_s)));
+            }
+            d.driver.rename(&driver_name(&project_s, &row.name), &driver_name(&project_s, &new_s));
+            d.events.lifecycle(&project_s, "instance-renamed", instance_url(&project_s, &new_s), None);
+            Ok(None)
+        }))
     }
 
     /// Replaces an instance's writable part (async: "Updating instance").
@@ -557,23 +565,13 @@ impl Daemon {
         root_pool(&devices)?;
         let d = self.clone();
         let project_s = project.to_string();
-        Ok(self.operations.spawn_task(
-            NewOp {
-                class: OpClass::Task,
-                description: "Updating instance".into(),
-                project: project.to_string(),
-                resources: instance_resources(project, name),
-                metadata: serde_json::Value::Null,
-                may_cancel: false,
-            },
-            async move {
-                let mut b = Batch::new();
-                store::replace(&mut b, &project_s, &row.name, &row);
-                d.global.apply(&b).await.map_err(|e| e.to_string())?;
-                d.events.lifecycle(&project_s, "instance-updated", instance_url(&project_s, &row.name), None);
-                Ok(None)
-            },
-        ))
+        Ok(self.operations.spawn_task(instance_task(project, name, "Updating instance"), async move {
+            let mut b = Batch::new();
+            store::replace(&mut b, &project_s, &row.name, &row);
+            d.global.apply(&b).await.map_err(|e| e.to_string())?;
+            d.events.lifecycle(&project_s, "instance-updated", instance_url(&project_s, &row.name), None);
+            Ok(None)
+        }))
     }
 
     /// At daemon start: instances that were running when it stopped are started again, and the

@@ -168,8 +168,12 @@ async fn connect_all(mut streams: Streams, interactive: bool) -> Result<HashMap<
     Ok(out)
 }
 
-/// Sends `data` frames from `reader` until EOF, then the empty text frame that ends a stream.
-async fn pump_out(mut reader: impl tokio::io::AsyncRead + Unpin, mut ws: WebSocket) {
+/// Sends what `reader` yields as binary frames until EOF, then the empty text frame that ends a
+/// stream.
+async fn pump_out<S>(mut reader: impl tokio::io::AsyncRead + Unpin, mut ws: S)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match reader.read(&mut buf).await {
@@ -257,23 +261,8 @@ pub async fn run(daemon: Arc<Daemon>, key: String, streams: Streams, req: ExecRe
                 }
             }
         });
-        outputs.push(tokio::spawn(async move {
-            let mut reader = reader;
-            let mut tx_ws = tx_ws;
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx_ws.send(Message::binary(buf[..n].to_vec())).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-            let _ = tx_ws.send(Message::text("")).await;
-            let _ = tx_ws.flush().await;
-        }));
+        // The pty ends with EIO once the last process holding it exits: that ends the stream.
+        outputs.push(tokio::spawn(pump_out(reader, tx_ws)));
     } else {
         if let (Some(ws), Some(mut stdin)) = (sockets.remove("0"), child.stdin.take()) {
             tokio::spawn(async move {

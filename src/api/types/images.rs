@@ -13,16 +13,10 @@ pub struct ImageAliasEntry {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Image {
-    #[serde(default)]
-    pub auto_update: bool,
-    #[serde(default, deserialize_with = "super::nullable")]
-    pub properties: BTreeMap<String, String>,
-    #[serde(default)]
-    pub public: bool,
-    #[serde(default)]
-    pub expires_at: String,
-    #[serde(default, deserialize_with = "super::nullable")]
-    pub profiles: Vec<String>,
+    /// What PUT replaces: auto_update, properties, public, expires_at, profiles (first, in
+    /// LXD's field order).
+    #[serde(flatten)]
+    pub put: ImagePut,
     #[serde(default, deserialize_with = "super::nullable")]
     pub aliases: Vec<ImageAliasEntry>,
     #[serde(default)]

@@ -8,20 +8,10 @@ use super::DevicesMap;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Instance {
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default, deserialize_with = "super::nullable")]
-    pub config: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "super::nullable")]
-    pub devices: DevicesMap,
-    #[serde(default)]
-    pub ephemeral: bool,
-    #[serde(default, deserialize_with = "super::nullable")]
-    pub profiles: Vec<String>,
-    #[serde(default)]
-    pub stateful: bool,
-    #[serde(default)]
-    pub description: String,
+    /// What PUT replaces: architecture, config, devices, ephemeral, profiles, stateful,
+    /// description (first, in LXD's field order).
+    #[serde(flatten)]
+    pub put: InstancePut,
     #[serde(default)]
     pub created_at: String,
     #[serde(default, deserialize_with = "super::nullable")]
@@ -87,6 +77,11 @@ pub struct InstanceSource {
     pub protocol: String,
     #[serde(default)]
     pub allow_inconsistent: bool,
+    /// For `copy`: the source instance's name, and its project when it differs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub project: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -150,7 +150,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
         Cmd::Get(g) if g.args.len() == 2 && !g.args[0].ends_with(':') => {
             let (remote, name) = ctx.remote_of(&g.args[0]);
             let inst: rxd::api::Instance = ctx.connect(&remote)?.get_json(&format!("/1.0/instances/{name}")).await?;
-            println!("{}", inst.config.get(&g.args[1]).cloned().unwrap_or_default());
+            println!("{}", inst.put.config.get(&g.args[1]).cloned().unwrap_or_default());
             Ok(())
         }
         Cmd::Set(s) if is_instance_form(&s.args) => {
@@ -350,16 +350,7 @@ async fn update_instance(
     let path = format!("/1.0/instances/{name}");
     let reply = conn.get(&path).await?;
     let etag = reply.etag();
-    let inst: rxd::api::Instance = serde_json::from_value(reply.envelope.metadata)?;
-    let mut put = rxd::api::InstancePut {
-        architecture: inst.architecture,
-        config: inst.config,
-        devices: inst.devices,
-        ephemeral: inst.ephemeral,
-        profiles: inst.profiles,
-        stateful: inst.stateful,
-        description: inst.description,
-    };
+    let mut put = serde_json::from_value::<rxd::api::Instance>(reply.envelope.metadata)?.put;
     edit(&mut put.config);
     let reply = conn.request("PUT", &path, Some(&serde_json::to_value(put)?), etag.as_deref()).await?;
     super::instance::wait(&conn, reply).await?;

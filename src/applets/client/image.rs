@@ -153,8 +153,8 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
                     vec![
                         i.aliases.iter().map(|a| a.name.clone()).collect::<Vec<_>>().join("\n"),
                         i.fingerprint.chars().take(12).collect(),
-                        if i.public { "yes".into() } else { "no".into() },
-                        i.properties.get("description").cloned().unwrap_or_default(),
+                        if i.put.public { "yes".into() } else { "no".into() },
+                        i.put.properties.get("description").cloned().unwrap_or_default(),
                         i.architecture.clone(),
                         i.kind.to_uppercase(),
                         format!("{:.2}MB", i.size as f64 / 1_000_000.0),

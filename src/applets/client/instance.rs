@@ -9,53 +9,37 @@ use rxd::client::Connection;
 use super::format::{self, Format};
 use super::{Ctx, key_values};
 
-#[derive(FromArgs)]
-/// Create and start instances from images.
-#[argh(subcommand, name = "launch")]
-pub struct Launch {
-    #[argh(positional)]
-    /// the target: [<remote>:]<image>
-    image: String,
-    #[argh(positional)]
-    /// instance name
-    name: Option<String>,
-    /// config key=value to apply to the new instance
-    #[argh(option, short = 'c')]
-    config: Vec<String>,
-    /// profile to apply (repeatable)
-    #[argh(option, short = 'p')]
-    profile: Vec<String>,
-    /// cluster member name
-    #[argh(option)]
-    target: Option<String>,
-    /// ephemeral instance
-    #[argh(switch, short = 'e')]
-    ephemeral: bool,
+/// `launch` and `init` take the same arguments.
+macro_rules! create_cmd {
+    ($ty:ident, $name:literal, $doc:literal) => {
+        #[derive(FromArgs)]
+        #[doc = $doc]
+        #[argh(subcommand, name = $name)]
+        pub struct $ty {
+            #[argh(positional)]
+            /// the image: [<remote>:]<image>
+            image: String,
+            #[argh(positional)]
+            /// instance name
+            name: Option<String>,
+            /// config key=value to apply to the new instance
+            #[argh(option, short = 'c')]
+            config: Vec<String>,
+            /// profile to apply (repeatable)
+            #[argh(option, short = 'p')]
+            profile: Vec<String>,
+            /// cluster member name
+            #[argh(option)]
+            target: Option<String>,
+            /// ephemeral instance
+            #[argh(switch, short = 'e')]
+            ephemeral: bool,
+        }
+    };
 }
 
-#[derive(FromArgs)]
-/// Create instances from images.
-#[argh(subcommand, name = "init")]
-pub struct Init {
-    #[argh(positional)]
-    /// the target: [<remote>:]<image>
-    image: String,
-    #[argh(positional)]
-    /// instance name
-    name: Option<String>,
-    /// config key=value to apply to the new instance
-    #[argh(option, short = 'c')]
-    config: Vec<String>,
-    /// profile to apply (repeatable)
-    #[argh(option, short = 'p')]
-    profile: Vec<String>,
-    /// cluster member name
-    #[argh(option)]
-    target: Option<String>,
-    /// ephemeral instance
-    #[argh(switch, short = 'e')]
-    ephemeral: bool,
-}
+create_cmd!(Launch, "launch", "Create and start instances from images.");
+create_cmd!(Init, "init", "Create instances from images.");
 
 #[derive(FromArgs)]
 /// Start instances.
@@ -136,6 +120,40 @@ pub struct Move {
     /// cluster member to move the instance to
     #[argh(option)]
     target: Option<String>,
+}
+
+#[derive(FromArgs)]
+/// Copy instances (within the server or cluster).
+#[argh(subcommand, name = "copy")]
+pub struct Copy {
+    #[argh(positional)]
+    /// the source: [<remote>:]<instance>
+    source: String,
+    #[argh(positional)]
+    /// the new instance's name
+    name: String,
+    /// cluster member to create the copy on
+    #[argh(option)]
+    target: Option<String>,
+}
+
+pub async fn copy(ctx: Ctx, a: Copy) -> anyhow::Result<()> {
+    let (remote, source) = ctx.remote_of(&a.source);
+    let conn = ctx.connect(&remote)?;
+    let src: Instance = conn.get_json(&instance_path(source)).await?;
+    let mut put = src.put;
+    put.config.retain(|k, _| !k.starts_with("volatile."));
+    let mut body = serde_json::to_value(&put)?;
+    body["name"] = a.name.clone().into();
+    body["type"] = "container".into();
+    body["source"] = serde_json::json!({"type": "copy", "source": source});
+    let conn = match &a.target {
+        Some(t) => conn.with_query("target", t),
+        None => conn,
+    };
+    let reply = conn.request("POST", "/1.0/instances", Some(&body), None).await?;
+    wait(&conn, reply).await?;
+    Ok(())
 }
 
 /// The operation an async reply started, waited for; its failure is an error with `err`.
@@ -289,7 +307,7 @@ pub async fn list(ctx: Ctx, a: List) -> anyhow::Result<()> {
                     'n' => i.name.clone(),
                     's' => i.status.to_uppercase(),
                     't' => {
-                        if i.ephemeral {
+                        if i.put.ephemeral {
                             "CONTAINER (EPHEMERAL)".into()
                         } else {
                             "CONTAINER".into()
@@ -329,8 +347,8 @@ pub async fn info(ctx: &Ctx, remote: &str, name: &str, show_log: bool) -> anyhow
     let inst: Instance = conn.get_json(&format!("{}?recursion=1", instance_path(name))).await?;
     println!("Name: {}", inst.name);
     println!("Status: {}", inst.status.to_uppercase());
-    println!("Type: {}{}", inst.kind, if inst.ephemeral { " (ephemeral)" } else { "" });
-    println!("Architecture: {}", inst.architecture);
+    println!("Type: {}{}", inst.kind, if inst.put.ephemeral { " (ephemeral)" } else { "" });
+    println!("Architecture: {}", inst.put.architecture);
     if clustered && !inst.location.is_empty() {
         println!("Location: {}", inst.location);
     }

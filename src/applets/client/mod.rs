@@ -110,6 +110,7 @@ struct Lxc {
 enum Command {
     Cluster(cluster::Args),
     Config(config::Args),
+    Copy(instance::Copy),
     Delete(instance::Delete),
     Exec(exec::Args),
     File(file::Args),
@@ -198,6 +199,16 @@ fn take_globals(args: Vec<String>) -> Result<(Globals, Vec<String>), String> {
 
 /// Rewrites LXD's aliases (`ls`, `rm`, `show` …) so argh finds the subcommand.
 fn expand_aliases(mut args: Vec<String>) -> Vec<String> {
+    if let Some(first) = args.first_mut() {
+        let full = match first.as_str() {
+            "rename" | "mv" => Some("move"),
+            "cp" => Some("copy"),
+            _ => None,
+        };
+        if let Some(f) = full {
+            *first = f.into();
+        }
+    }
     for a in args.iter_mut().take(2) {
         let full = match a.as_str() {
             "ls" => "list",
@@ -243,6 +254,7 @@ pub fn main(name: &str, args: Vec<String>) -> ExitCode {
         match opts.command {
             Command::Cluster(a) => cluster::run(ctx, a).await,
             Command::Config(a) => config::run(ctx, a).await,
+            Command::Copy(a) => instance::copy(ctx, a).await,
             Command::Delete(a) => instance::delete(ctx, a).await,
             Command::Exec(a) => exec::run(ctx, a).await,
             Command::File(a) => file::run(ctx, a).await,

@@ -77,16 +77,8 @@ pub async fn post(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
     let record = body.record_output;
     let op_id = Arc::new(std::sync::OnceLock::<String>::new());
     let op_id2 = op_id.clone();
-    let op = daemon.operations.spawn_task(
-        NewOp {
-            class: OpClass::Task,
-            description: "Executing command".into(),
-            project: project.clone(),
-            resources: instance_resources(&project, name),
-            metadata: serde_json::Value::Null,
-            may_cancel: false,
-        },
-        async move {
+    let op =
+        daemon.operations.spawn_task(crate::daemon::instances::instance_task(&project, name, "Executing command"), async move {
             // The operation id names the log files; wait for it to be known.
             let id = loop {
                 if let Some(id) = op_id2.get() {
@@ -115,8 +107,7 @@ pub async fn post(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
             }
             let _ = project_s;
             Ok(Some(md))
-        },
-    );
+        });
     let _ = op_id.set(op.id.clone());
     Ok(Response::Async(op))
 }

@@ -13,7 +13,8 @@ use crate::daemon::Daemon;
 /// Whether `?target=` selects the member that answers this request.
 fn honours_target(method: &Method, segments: &[&str]) -> bool {
     let read_write = matches!(*method, Method::GET | Method::PUT | Method::PATCH);
-    matches!(segments, ["1.0"] | ["1.0", "storage-pools", _] | ["1.0", "resources"]) && read_write
+    (matches!(segments, ["1.0"] | ["1.0", "storage-pools", _] | ["1.0", "resources"]) && read_write)
+        || (segments == ["1.0", "instances"] && *method == Method::GET)
 }
 
 /// Forwards the request to `?target=<member>` when that is another member.
@@ -89,10 +90,11 @@ pub async fn by_instance(daemon: &Arc<Daemon>, req: &Request, segments: &[&str])
     if node_id as u64 == rt.id {
         return None;
     }
+    // Reading the record works without its member (the instance shows as in error).
+    let record_only = req.method == Method::GET && segments.len() == 3 && req.recursion() == 0;
     let online = forward::online_others(daemon).await.unwrap_or_default();
     if !online.contains(&address) {
-        if req.method == Method::GET && segments.len() == 3 {
-            // Reading the record works without its member: the instance shows as in error.
+        if record_only {
             return None;
         }
         return Some(Response::error(
@@ -112,6 +114,7 @@ pub async fn by_instance(daemon: &Arc<Daemon>, req: &Request, segments: &[&str])
     }
     Some(match forward::send(daemon, &address, req.method.as_str(), &req.uri(), body, &headers).await {
         Ok((status, headers, body)) => Response::forwarded(status, &headers, body),
+        Err(_) if record_only => return None,
         Err(e) => Response::error(
             503,
             format!("Cluster member \"{member}\" hosting instance \"{name}\" is offline or unreachable: {e}"),

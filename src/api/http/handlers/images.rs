@@ -47,21 +47,11 @@ pub async fn collection(daemon: &Arc<Daemon>, req: &Request) -> HResult {
     Ok(Response::sync(images.iter().map(|i| format!("/1.0/images/{}", i.fingerprint)).collect::<Vec<_>>()))
 }
 
-fn writable(i: &crate::api::Image) -> ImagePut {
-    ImagePut {
-        auto_update: i.auto_update,
-        properties: i.properties.clone(),
-        public: i.public,
-        expires_at: i.expires_at.clone(),
-        profiles: i.profiles.clone(),
-    }
-}
-
 pub async fn item(daemon: &Arc<Daemon>, req: &Request, fp: &str) -> HResult {
     let project = req.project();
     let image = store::get(&daemon.global, &project, fp).await?;
     let current = render(&image);
-    let etag = etag_of(&writable(&current));
+    let etag = etag_of(&current.put);
     match req.method {
         Method::GET => Ok(Response::sync_etag(current, etag)),
         Method::DELETE => Ok(Response::Async(daemon.delete_image(&project, &image.fingerprint).await?)),
@@ -70,14 +60,14 @@ pub async fn item(daemon: &Arc<Daemon>, req: &Request, fp: &str) -> HResult {
             let mut body: ImagePut = req.json()?;
             if req.method == Method::PATCH {
                 let raw: serde_json::Value = req.json()?;
-                let mut props = current.properties.clone();
+                let mut props = current.put.properties.clone();
                 props.extend(body.properties);
                 body.properties = props;
                 if raw.get("public").is_none() {
-                    body.public = current.public;
+                    body.public = current.put.public;
                 }
                 if raw.get("auto_update").is_none() {
-                    body.auto_update = current.auto_update;
+                    body.auto_update = current.put.auto_update;
                 }
             }
             let mut b = Batch::new();

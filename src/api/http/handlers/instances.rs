@@ -34,10 +34,9 @@ pub async fn collection(daemon: &Arc<Daemon>, req: &Request) -> HResult {
     }
     let all_projects = req.query("all-projects") == Some("true");
     let scope = (!all_projects).then_some(project.as_str());
-    let rows = store::list(&daemon.global, scope, None).await?;
     // A member asked by another member, or `?target=`: only this member's instances.
     let only_local = req.cluster || req.query("target").is_some_and(|t| !t.is_empty());
-    let rows: Vec<store::Instance> = rows.into_iter().filter(|r| !only_local || daemon.is_local(r)).collect();
+    let rows = store::list(&daemon.global, scope, only_local.then(|| daemon.node_id())).await?;
     if req.recursion() == 0 {
         return Ok(Response::sync(rows.iter().map(|r| instance_url(&r.project, &r.name)).collect::<Vec<_>>()));
     }
@@ -96,23 +95,11 @@ async fn remote_listing(daemon: &Arc<Daemon>, req: &Request, rows: &[store::Inst
     futures_util::future::join_all(asks).await.into_iter().flatten().collect()
 }
 
-fn writable(i: &Instance) -> InstancePut {
-    InstancePut {
-        architecture: i.architecture.clone(),
-        config: i.config.clone(),
-        devices: i.devices.clone(),
-        ephemeral: i.ephemeral,
-        profiles: i.profiles.clone(),
-        stateful: i.stateful,
-        description: i.description.clone(),
-    }
-}
-
 pub async fn item(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
     let project = req.project();
     let row = daemon.instance_row(&project, name).await?;
     let current = daemon.render_instance(&row, req.method == Method::GET && req.recursion() >= 1).await?;
-    let etag = etag_of(&writable(&current));
+    let etag = etag_of(&current.put);
     match req.method {
         Method::GET => Ok(Response::sync_etag(current, etag)),
         Method::DELETE => Ok(Response::Async(daemon.delete_instance(&project, name).await?)),
@@ -131,7 +118,7 @@ pub async fn item(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
             let mut body: InstancePut = req.json()?;
             if req.method == Method::PATCH {
                 let raw: serde_json::Value = req.json()?;
-                let base = writable(&current);
+                let base = current.put.clone();
                 let mut config = base.config.clone();
                 config.extend(body.config);
                 body.config = config;

@@ -131,3 +131,11 @@ pub async fn move_instance(daemon: &Arc<Daemon>, req: &Request, name: &str) -> H
     crate::cluster::moving::move_instance(daemon, &req.project(), name, &target, &[("volatile.evacuate.origin", None)]).await?;
     Ok(Response::empty())
 }
+
+/// `/internal/instances/<name>/archive`: this member's copy of an instance, as a tar archive
+/// (for `lxc copy` to another member).
+pub async fn instance_archive(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
+    let row = daemon.instance_row(&req.project(), name).await?;
+    let data = crate::cluster::moving::pack(&daemon.instance_dir(&row).await?).await?;
+    Ok(Response::raw(200, "application/x-tar", &[], data.into()))
+}
