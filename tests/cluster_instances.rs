@@ -92,6 +92,13 @@ fn seed_flow_placement_forwarding_and_images() {
     let on3 = ok(c.members[0].stock(&["query", "/1.0/instances?target=node3"]));
     assert!(on3.contains("/1.0/instances/p2") && on3.contains("/1.0/instances/p3") && !on3.contains("p1"), "{on3}");
 
+    // Move to another member under a new name (stock client, as LXD's suite does).
+    ok(c.members[1].stock(&["move", "p2", "moved", "--target", "node2"]));
+    assert_eq!(location(&c, 2, "moved"), Some(("STOPPED".into(), "node2".into())));
+    assert!(location(&c, 2, "p2").is_none());
+    assert!(c.members[1].lxd_dir().join("storage-pools/default/containers/moved/rootfs/bin/busybox").exists());
+    assert!(!c.members[2].lxd_dir().join("storage-pools/default/containers/p2").exists());
+
     // A member hosting instances is not removed without --force.
     let err = fails(c.members[0].lxc(&["cluster", "remove", "node3", "--yes"]));
     assert!(err.contains("still has the following instances"), "{err}");
@@ -102,7 +109,7 @@ fn seed_flow_placement_forwarding_and_images() {
     ok(c.members[0].stock(&["delete", "c1"]));
     assert!(location(&c, 2, "c1").is_none());
     assert!(!c.members[1].lxd_dir().join("storage-pools/default/containers/c1").exists());
-    for n in ["p1", "p2", "p3"] {
+    for n in ["p1", "moved", "p3"] {
         ok(c.members[0].lxc(&["delete", n]));
     }
 

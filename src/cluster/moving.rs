@@ -56,26 +56,50 @@ pub async fn move_instance(
     d.driver.forget(&key);
     if was_running {
         let start = serde_json::json!({"action": "start", "timeout": 0, "force": false, "stateful": false});
-        let path = format!("/1.0/instances/{name}/state?project={project}");
-        let (status, _, body) = forward::send(d, &node.address, "PUT", &path, Some(start.to_string().into_bytes()), &[]).await?;
-        if let Ok(env) = serde_json::from_slice::<crate::api::Envelope>(&body)
-            && status == 202
-            && let Some(id) = env.metadata.get("id").and_then(|v| v.as_str())
-        {
-            let wait = format!("/1.0/operations/{id}/wait?timeout=60");
-            let _ = tokio::time::timeout(Duration::from_secs(70), forward::send(d, &node.address, "GET", &wait, None, &[])).await;
-        }
+        remote_op(d, &node.address, "PUT", &format!("/1.0/instances/{name}/state?project={project}"), start).await?;
     }
     d.events.lifecycle(project, "instance-migrated", crate::daemon::instances::instance_url(project, name), None);
     Ok(())
 }
 
-/// `lxc move <name> --target <member>` as an operation.
-pub async fn move_instance_op(d: &Arc<Daemon>, project: &str, name: &str, target: &str) -> Result<Arc<Op>> {
+/// Runs an async API call on the member at `address` and waits for its operation.
+async fn remote_op(d: &Daemon, address: &str, method: &str, path: &str, body: serde_json::Value) -> Result<()> {
+    let (status, _, reply) = forward::send(d, address, method, path, Some(body.to_string().into_bytes()), &[]).await?;
+    let env: crate::api::Envelope =
+        serde_json::from_slice(&reply).map_err(|e| Error::Internal(format!("bad answer from {address}: {e}")))?;
+    if status != 202 {
+        return Err(Error::Internal(env.error));
+    }
+    let id = env.metadata.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+    let wait = format!("/1.0/operations/{id}/wait?timeout=60");
+    let (_, _, done) = tokio::time::timeout(Duration::from_secs(70), forward::send(d, address, "GET", &wait, None, &[]))
+        .await
+        .map_err(|_| Error::Internal(format!("no answer from {address}")))??;
+    let op: Option<crate::api::Operation> =
+        serde_json::from_slice::<crate::api::Envelope>(&done).ok().and_then(|e| serde_json::from_value(e.metadata).ok());
+    match op {
+        Some(op) if op.status_code == 200 => Ok(()),
+        Some(op) => Err(Error::Internal(op.err)),
+        None => Err(Error::Internal(format!("no operation result from {address}"))),
+    }
+}
+
+/// `lxc move <name> [<new name>] --target <member>` as an operation.
+pub async fn move_instance_op(d: &Arc<Daemon>, project: &str, name: &str, new_name: &str, target: &str) -> Result<Arc<Op>> {
     d.instance_row(project, name).await?;
     let (dd, p, n, t) = (d.clone(), project.to_string(), name.to_string(), target.to_string());
+    let rename = (!new_name.is_empty() && new_name != name).then(|| new_name.to_string());
     Ok(d.operations.spawn_task(crate::daemon::instances::instance_task(project, name, "Migrating instance"), async move {
-        move_instance(&dd, &p, &n, &t, &[]).await.map(|_| None).map_err(|e| e.to_string())
+        move_instance(&dd, &p, &n, &t, &[]).await.map_err(|e| e.to_string())?;
+        if let Some(new) = rename {
+            let node = nodes::list(&dd.global).await.map_err(|e| e.to_string())?.into_iter().find(|x| x.name == t);
+            let address = node.map(|x| x.address).unwrap_or_default();
+            let body = serde_json::json!({"name": new, "migration": false});
+            remote_op(&dd, &address, "POST", &format!("/1.0/instances/{n}?project={p}"), body)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(None)
     }))
 }
 

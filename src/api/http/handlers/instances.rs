@@ -109,7 +109,9 @@ pub async fn item(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
                 let target = req.query("target").filter(|t| !t.is_empty()).ok_or_else(|| {
                     Response::error(400, "Moving an instance needs a target member (lxc move <instance> --target <member>)")
                 })?;
-                return Ok(Response::Async(crate::cluster::moving::move_instance_op(daemon, &project, name, target).await?));
+                return Ok(Response::Async(
+                    crate::cluster::moving::move_instance_op(daemon, &project, name, &body.name, target).await?,
+                ));
             }
             Ok(Response::Async(daemon.rename_instance(&project, name, &body.name).await?))
         }
