@@ -80,6 +80,13 @@ fn seed_flow_placement_forwarding_and_images() {
     ok(c.members[2].lxc(&["delete", "cp2"]));
     ok(c.members[0].stock(&["delete", "cp3"]));
 
+    // A snapshot taken through node1 of an instance on node2, copied to node1 from node2.
+    ok(c.members[0].stock(&["snapshot", "c1", "c1-bak"]));
+    ok(c.members[1].stock(&["copy", "c1/c1-bak", "bar", "--target", "node1"]));
+    assert!(ok(c.members[1].stock(&["info", "bar"])).contains("Location: node1"));
+    assert!(c.members[0].lxd_dir().join("storage-pools/default/containers/bar/rootfs/bin/busybox").exists());
+    ok(c.members[2].stock(&["delete", "bar"]));
+
     // Placement without --target: the member with the fewest instances, lowest id first.
     ok(c.members[1].lxc(&["init", "testimage", "p1"]));
     assert_eq!(location(&c, 0, "p1").map(|l| l.1), Some("node1".into()));

@@ -201,3 +201,34 @@ fn images_import_alias_export_and_delete() {
     let err = fails(m.stock(&["image", "import", bogus.to_str().expect("path")]));
     assert!(err.contains("unified tarball"), "{err}");
 }
+
+#[test]
+fn snapshots_restore_and_copy_with_both_clients() {
+    let m = standalone();
+    for program in clients() {
+        let who = client_name(&program);
+        let c = format!("s-{who}");
+        let run = |args: &[&str]| m.client(&program, args, None);
+        ok(run(&["launch", "testimage", &c]));
+        ok(run(&["exec", &c, "--", "sh", "-c", "echo before > /root/state"]));
+        ok(run(&["snapshot", &c, "snap0"]));
+        ok(run(&["exec", &c, "--", "sh", "-c", "echo after > /root/state"]));
+        let list = ok(run(&["list", "--format", "csv", "-c", "nS"]));
+        assert!(list.contains(&format!("{c},1")), "{who}: {list}");
+        let info = ok(run(&["info", &c]));
+        assert!(info.contains("snap0"), "{who}: {info}");
+        // Restoring a running instance stops it, puts the files back and starts it again.
+        ok(run(&["restore", &c, "snap0"]));
+        assert_eq!(ok(run(&["exec", &c, "--", "cat", "/root/state"])), "before\n", "{who}");
+        let copy = format!("{c}-copy");
+        ok(run(&["copy", &format!("{c}/snap0"), &copy]));
+        ok(run(&["start", &copy]));
+        assert_eq!(ok(run(&["exec", &copy, "--", "cat", "/root/state"])), "before\n", "{who}");
+        ok(run(&["delete", &format!("{c}/snap0")]));
+        assert!(ok(run(&["list", "--format", "csv", "-c", "nS"])).contains(&format!("{c},0")), "{who}");
+        for n in [&c, &copy] {
+            ok(run(&["delete", "--force", n]));
+        }
+        assert!(!m.lxd_dir().join("storage-pools/default/containers-snapshots").join(&c).exists(), "{who}");
+    }
+}

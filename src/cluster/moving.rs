@@ -33,6 +33,11 @@ pub async fn move_instance(
     if !forward::online_others(d).await?.contains(&node.address) {
         return Err(Error::BadRequest("Target node is offline".into()));
     }
+    if !crate::store::global::snapshots::list(&d.global, project, name).await?.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "Instance \"{name}\" has snapshots: moving snapshots between members is not supported; delete them or copy the instance"
+        )));
+    }
     let key = driver_name(project, name);
     let was_running = d.driver.init_pid(&key).is_some();
     if was_running {
@@ -151,14 +156,30 @@ pub async fn unpack(dir: &std::path::Path, archive: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The archive of an instance's directory, from this member or the member hosting it.
-pub async fn fetch_archive(d: &Daemon, project: &str, name: &str) -> Result<Vec<u8>> {
+/// The directory of an instance, or of one of its snapshots, on this member.
+pub async fn source_dir(
+    d: &Daemon,
+    row: &crate::store::global::instances::Instance,
+    snapshot: Option<&str>,
+) -> Result<std::path::PathBuf> {
+    match snapshot {
+        Some(s) => Ok(d.snapshots_dir(row).await?.join(s)),
+        None => d.instance_dir(row).await,
+    }
+}
+
+/// The archive of an instance's directory (or a snapshot's), from this member or the member
+/// hosting it.
+pub async fn fetch_archive(d: &Daemon, project: &str, name: &str, snapshot: Option<&str>) -> Result<Vec<u8>> {
     let row = d.instance_row(project, name).await?;
     if d.is_local(&row) {
-        return pack(&d.instance_dir(&row).await?).await;
+        return pack(&source_dir(d, &row, snapshot).await?).await;
     }
     let owner = nodes::get_by_id(&d.global, row.node_id).await?;
-    let path = format!("/internal/instances/{name}/archive?project={project}");
+    let mut path = format!("/internal/instances/{name}/archive?project={project}");
+    if let Some(s) = snapshot {
+        path.push_str(&format!("&snapshot={s}"));
+    }
     match forward::send(d, &owner.address, "GET", &path, None, &[]).await? {
         (200, _, body) => Ok(body.to_vec()),
         (_, _, body) => Err(Error::Internal(format!("fetching {name} from {}: {}", owner.name, String::from_utf8_lossy(&body)))),

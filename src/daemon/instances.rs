@@ -20,8 +20,9 @@ use crate::util::time;
 /// What a new instance's root filesystem comes from.
 enum Origin {
     Image(store_images::Image),
-    /// A copy of another instance (stopped or running; its files as they are).
-    Copy(store::Instance),
+    /// A copy of another instance (stopped or running; its files as they are) or of one of its
+    /// snapshots.
+    Copy(store::Instance, Option<String>),
     Empty,
 }
 
@@ -249,7 +250,15 @@ impl Daemon {
             "image" => Origin::Image(self.resolve_image_source(project, &req.source).await?),
             "copy" => {
                 let source_project = if req.source.project.is_empty() { project } else { req.source.project.as_str() };
-                Origin::Copy(self.instance_row(source_project, &req.source.source).await?)
+                let (instance, snapshot) = match req.source.source.split_once('/') {
+                    Some((i, s)) => (i, Some(s.to_string())),
+                    None => (req.source.source.as_str(), None),
+                };
+                let mut src = self.instance_row(source_project, instance).await?;
+                if let Some(s) = &snapshot {
+                    src.config = crate::store::global::snapshots::get(&self.global, source_project, instance, s).await?.config;
+                }
+                Origin::Copy(src, snapshot)
             }
             "none" => Origin::Empty,
             "" => return Err(Error::BadRequest("No source type provided: use an image (source.type \"image\")".into())),
@@ -269,7 +278,7 @@ impl Daemon {
                 }
                 config.insert("volatile.base_image".into(), img.fingerprint.clone());
             }
-            Origin::Copy(src) => {
+            Origin::Copy(src, _) => {
                 // The stock client sends the source's writable part; a bare API call gets it here.
                 if req.put.config.is_empty() && req.put.profiles.is_empty() {
                     config = src.config.clone();
@@ -291,7 +300,7 @@ impl Daemon {
             node_id: self.node_id(),
             architecture: match &origin {
                 Origin::Image(i) => i.architecture.clone(),
-                Origin::Copy(src) => src.architecture.clone(),
+                Origin::Copy(src, _) => src.architecture.clone(),
                 Origin::Empty => std::env::consts::ARCH.into(),
             },
             ephemeral: req.put.ephemeral,
@@ -332,8 +341,9 @@ impl Daemon {
                 return Err(Error::Conflict(format!("Instance directory {} already exists", dir.display())));
             }
             match &origin {
-                Origin::Copy(src) => {
-                    let archive = crate::cluster::moving::fetch_archive(self, &src.project, &src.name).await?;
+                Origin::Copy(src, snapshot) => {
+                    let archive =
+                        crate::cluster::moving::fetch_archive(self, &src.project, &src.name, snapshot.as_deref()).await?;
                     crate::cluster::moving::unpack(&dir, &archive).await?;
                 }
                 Origin::Image(img) => {
@@ -504,6 +514,9 @@ impl Daemon {
 
     pub async fn delete_task(&self, row: &store::Instance) -> Result<()> {
         let dir = self.instance_dir(row).await.ok();
+        if let Ok(snaps) = self.snapshots_dir(row).await {
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(snaps)).await;
+        }
         let mut b = Batch::new();
         store::delete(&mut b, &row.project, &row.name);
         self.global.apply(&b).await?;
@@ -523,14 +536,19 @@ impl Daemon {
             return Err(Error::BadRequest("Renaming of running instance not allowed".into()));
         }
         let dir = self.instance_dir(&row).await?;
+        let snaps = self.snapshots_dir(&row).await?;
         let d = self.clone();
         let (project_s, new_s) = (project.to_string(), new_name.to_string());
         Ok(self.operations.spawn_task(instance_task(project, name, "Renaming instance"), async move {
             let mut b = Batch::new();
             store::rename(&mut b, &project_s, &row.name, &new_s);
             d.global.apply(&b).await.map_err(|e| e.to_string())?;
-            if let Some(parent) = dir.parent() {
-                let _ = std::fs::rename(&dir, parent.join(driver_name(&project_s, &new_s)));
+            for path in [&dir, &snaps] {
+                if let Some(parent) = path.parent()
+                    && path.exists()
+                {
+                    let _ = std::fs::rename(path, parent.join(driver_name(&project_s, &new_s)));
+                }
             }
             d.driver.rename(&driver_name(&project_s, &row.name), &driver_name(&project_s, &new_s));
             d.events.lifecycle(&project_s, "instance-renamed", instance_url(&project_s, &new_s), None);

@@ -14,6 +14,7 @@ pub mod operations;
 pub mod profiles;
 pub mod projects;
 pub mod server;
+pub mod snapshots;
 pub mod sql;
 pub mod storage;
 pub mod trust;

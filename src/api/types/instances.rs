@@ -35,9 +35,9 @@ pub struct Instance {
     /// Only with recursion=2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<InstanceState>,
-    /// Only with recursion=2 (the "full" instance).
+    /// Only with recursion (the "full" instance): snapshots have the instance's shape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshots: Option<Vec<serde_json::Value>>,
+    pub snapshots: Option<Vec<Instance>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backups: Option<Vec<serde_json::Value>>,
 }

@@ -123,6 +123,48 @@ pub struct Move {
 }
 
 #[derive(FromArgs)]
+/// Create instance snapshots.
+#[argh(subcommand, name = "snapshot")]
+pub struct Snapshot {
+    #[argh(positional)]
+    /// the instance: [<remote>:]<instance>
+    instance: String,
+    #[argh(positional)]
+    /// snapshot name (default snap<N>)
+    name: Option<String>,
+}
+
+#[derive(FromArgs)]
+/// Restore instances from snapshots.
+#[argh(subcommand, name = "restore")]
+pub struct Restore {
+    #[argh(positional)]
+    /// the instance: [<remote>:]<instance>
+    instance: String,
+    #[argh(positional)]
+    /// snapshot name
+    snapshot: String,
+}
+
+pub async fn snapshot(ctx: Ctx, a: Snapshot) -> anyhow::Result<()> {
+    let (remote, name) = ctx.remote_of(&a.instance);
+    let conn = ctx.connect(&remote)?;
+    let body = serde_json::json!({"name": a.name.unwrap_or_default(), "stateful": false});
+    let reply = conn.request("POST", &format!("{}/snapshots", instance_path(name)), Some(&body), None).await?;
+    wait(&conn, reply).await?;
+    Ok(())
+}
+
+pub async fn restore(ctx: Ctx, a: Restore) -> anyhow::Result<()> {
+    let (remote, name) = ctx.remote_of(&a.instance);
+    let conn = ctx.connect(&remote)?;
+    let body = serde_json::json!({"restore": a.snapshot, "stateful": false});
+    let reply = conn.request("PUT", &instance_path(name), Some(&body), None).await?;
+    wait(&conn, reply).await?;
+    Ok(())
+}
+
+#[derive(FromArgs)]
 /// Copy instances (within the server or cluster).
 #[argh(subcommand, name = "copy")]
 pub struct Copy {
@@ -140,7 +182,10 @@ pub struct Copy {
 pub async fn copy(ctx: Ctx, a: Copy) -> anyhow::Result<()> {
     let (remote, source) = ctx.remote_of(&a.source);
     let conn = ctx.connect(&remote)?;
-    let src: Instance = conn.get_json(&instance_path(source)).await?;
+    let src: Instance = match source.split_once('/') {
+        Some((i, s)) => conn.get_json(&format!("{}/snapshots/{s}", instance_path(i))).await?,
+        None => conn.get_json(&instance_path(source)).await?,
+    };
     let mut put = src.put;
     put.config.retain(|k, _| !k.starts_with("volatile."));
     let mut body = serde_json::to_value(&put)?;
@@ -263,6 +308,11 @@ pub async fn delete(ctx: Ctx, a: Delete) -> anyhow::Result<()> {
     for n in &a.names {
         let (remote, name) = ctx.remote_of(n);
         let conn = ctx.connect(&remote)?;
+        if let Some((instance, snap)) = name.split_once('/') {
+            let reply = conn.request("DELETE", &format!("{}/snapshots/{snap}", instance_path(instance)), None, None).await?;
+            wait(&conn, reply).await?;
+            continue;
+        }
         let inst: Instance = conn.get_json(&instance_path(name)).await?;
         if inst.status_code != 0 && inst.status_code != 102 {
             if !a.force {
@@ -313,7 +363,7 @@ pub async fn list(ctx: Ctx, a: List) -> anyhow::Result<()> {
                             "CONTAINER".into()
                         }
                     }
-                    'S' => "0".into(),
+                    'S' => i.snapshots.as_ref().map(|s| s.len()).unwrap_or(0).to_string(),
                     'L' => i.location.clone(),
                     _ => String::new(),
                 })
@@ -367,6 +417,19 @@ pub async fn info(ctx: &Ctx, remote: &str, name: &str, show_log: bool) -> anyhow
         if state.memory.usage > 0 {
             println!("  Memory usage:\n    Memory (current): {}", format::bytes_iec(state.memory.usage));
         }
+    }
+    let snaps = inst.snapshots.clone().unwrap_or_default();
+    if !snaps.is_empty() {
+        println!("\nSnapshots:");
+        let rows: Vec<Vec<String>> = snaps
+            .iter()
+            .map(|s| {
+                let taken = s.created_at.as_str();
+                let when = rxd::util::time::parse_rfc3339(taken).map(rxd::util::time::table_string).unwrap_or_default();
+                vec![s.name.clone(), when, String::new(), if s.put.stateful { "YES".into() } else { "NO".into() }]
+            })
+            .collect();
+        print!("{}", format::table(&["NAME", "TAKEN AT", "EXPIRES AT", "STATEFUL"], &rows));
     }
     if show_log {
         let (_, _, body) = conn.raw("GET", &format!("{}/logs/lxc.log", instance_path(name)), None, &[]).await?;

@@ -11,6 +11,7 @@ pub mod nodes;
 pub mod operations;
 pub mod profiles;
 pub mod projects;
+pub mod snapshots;
 pub mod storage_pools;
 
 use std::path::Path;
@@ -257,6 +258,28 @@ CREATE TABLE instances_profiles (
     profile_id INTEGER NOT NULL REFERENCES profiles (id) ON DELETE CASCADE,
     apply_order INTEGER NOT NULL DEFAULT 0,
     UNIQUE (instance_id, profile_id)
+);
+",
+    },
+    Migration {
+        version: 4,
+        sql: "
+CREATE TABLE instances_snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    creation_date DATETIME NOT NULL,
+    stateful INTEGER NOT NULL DEFAULT 0,
+    description TEXT NOT NULL DEFAULT '',
+    expiry_date DATETIME,
+    UNIQUE (instance_id, name)
+);
+CREATE TABLE instances_snapshots_config (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    instance_snapshot_id INTEGER NOT NULL REFERENCES instances_snapshots (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT,
+    UNIQUE (instance_snapshot_id, key)
 );
 ",
     },

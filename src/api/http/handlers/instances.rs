@@ -45,9 +45,16 @@ pub async fn collection(daemon: &Arc<Daemon>, req: &Request) -> HResult {
     let mut out: Vec<Instance> = Vec::with_capacity(rows.len());
     let remote =
         if only_local || daemon.cluster_runtime().is_none() { Vec::new() } else { remote_listing(daemon, req, &rows).await };
+    let snapshot_counts =
+        if with_state { crate::store::global::snapshots::counts(&daemon.global).await? } else { Default::default() };
     for r in &rows {
         if daemon.is_local(r) {
-            out.push(daemon.render_with(r, &profiles, with_state));
+            let mut i = daemon.render_with(r, &profiles, with_state);
+            if with_state {
+                let has_snapshots = snapshot_counts.get(&r.id).is_some_and(|n| *n > 0);
+                i.snapshots = Some(if has_snapshots { super::snapshots::rendered(daemon, r).await } else { Vec::new() });
+            }
+            out.push(i);
         } else if let Some(i) = remote.iter().find(|i| i.name == r.name && i.project == r.project) {
             out.push(i.clone());
         } else {
@@ -98,7 +105,11 @@ async fn remote_listing(daemon: &Arc<Daemon>, req: &Request, rows: &[store::Inst
 pub async fn item(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
     let project = req.project();
     let row = daemon.instance_row(&project, name).await?;
-    let current = daemon.render_instance(&row, req.method == Method::GET && req.recursion() >= 1).await?;
+    let full = req.method == Method::GET && req.recursion() >= 1;
+    let mut current = daemon.render_instance(&row, full).await?;
+    if full {
+        current.snapshots = Some(super::snapshots::rendered(daemon, &row).await);
+    }
     let etag = etag_of(&current.put);
     match req.method {
         Method::GET => Ok(Response::sync_etag(current, etag)),
@@ -117,6 +128,12 @@ pub async fn item(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
         }
         _ => {
             req.check_etag(&etag)?;
+            let raw: serde_json::Value = req.json()?;
+            if let Some(snap) = raw.get("restore").and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
+                // The stock client names it "<instance>/<snapshot>".
+                let snap = snap.rsplit('/').next().unwrap_or(snap);
+                return Ok(Response::Async(daemon.restore_snapshot(&project, name, snap).await?));
+            }
             let mut body: InstancePut = req.json()?;
             if req.method == Method::PATCH {
                 let raw: serde_json::Value = req.json()?;

@@ -136,6 +136,7 @@ pub async fn move_instance(daemon: &Arc<Daemon>, req: &Request, name: &str) -> H
 /// (for `lxc copy` to another member).
 pub async fn instance_archive(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
     let row = daemon.instance_row(&req.project(), name).await?;
-    let data = crate::cluster::moving::pack(&daemon.instance_dir(&row).await?).await?;
+    let dir = crate::cluster::moving::source_dir(daemon, &row, req.query("snapshot").filter(|s| !s.is_empty())).await?;
+    let data = crate::cluster::moving::pack(&dir).await?;
     Ok(Response::raw(200, "application/x-tar", &[], data.into()))
 }

@@ -13,6 +13,7 @@ pub mod operations;
 pub mod profiles;
 pub mod projects;
 pub mod server;
+pub mod snapshots;
 pub mod storage;
 
 use super::request::Request;
