@@ -595,7 +595,21 @@ impl Daemon {
     /// At daemon start: instances that were running when it stopped are started again, and the
     /// ones still running (the daemon crashed, the containers did not) are watched again.
     pub async fn resume_instances(self: &Arc<Self>) {
-        let Ok(rows) = self.local_instances(None).await else { return };
+        // In a cluster the database answers once a quorum of members is back: keep asking.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        let rows = loop {
+            match self.local_instances(None).await {
+                Ok(rows) => break rows,
+                Err(e) if tokio::time::Instant::now() < deadline && !self.is_shutting_down() => {
+                    tracing::debug!(error = %e, "Waiting for the database to resume instances");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Instances were not resumed");
+                    return;
+                }
+            }
+        };
         for row in rows {
             let key = driver_name(&row.project, &row.name);
             if self.driver.init_pid(&key).is_some() {
