@@ -76,6 +76,16 @@ impl Hierarchy {
         self.controllers.iter().any(|c| c == controller)
     }
 
+    /// Whether this hierarchy carries one of the requested limits (then it is required).
+    pub fn enforces(&self, limits: &super::spec::Limits) -> bool {
+        if self.v2 {
+            return limits.memory.is_some() || limits.cpu_quota_us.is_some() || limits.processes.is_some();
+        }
+        (self.has("memory") && limits.memory.is_some())
+            || (self.has("cpu") && limits.cpu_quota_us.is_some())
+            || (self.has("pids") && limits.processes.is_some())
+    }
+
     /// Creates the directory and writes the limits this hierarchy enforces.
     pub fn create(&self, limits: &super::spec::Limits) -> std::io::Result<()> {
         match std::fs::create_dir(&self.dir) {

@@ -92,9 +92,16 @@ fn wait_init(pid: i32) -> WaitStatus {
 
 /// Creates cgroups, clones init, moves it into the cgroups and lets it exec.
 fn start_once(spec: &StartSpec, run_dir: &Path, cgroups: &[Hierarchy]) -> Result<(i32, OwnedFd), String> {
+    // A hierarchy the host does not let us use is skipped unless it carries a requested limit.
+    let mut joined: Vec<Hierarchy> = Vec::new();
     for h in cgroups {
-        h.create(&spec.limits).map_err(|e| format!("creating cgroup {}: {e}", h.dir.display()))?;
+        match h.create(&spec.limits) {
+            Ok(()) => joined.push(h.clone()),
+            Err(e) if !h.enforces(&spec.limits) => eprintln!("rxd forkstart: skipping cgroup {}: {e}", h.dir.display()),
+            Err(e) => return Err(format!("creating cgroup {}: {e}", h.dir.display())),
+        }
     }
+    let cgroups = joined.as_slice();
     cgroup::save(cgroups, &run_dir.join(spec::CGROUPS_FILE)).map_err(|e| e.to_string())?;
     let console = std::fs::OpenOptions::new()
         .create(true)
@@ -116,8 +123,14 @@ fn start_once(spec: &StartSpec, run_dir: &Path, cgroups: &[Hierarchy]) -> Result
         Cloned::Parent { pid, pidfd } => {
             drop(go_r);
             drop(err_w);
-            let moved: Result<(), String> =
-                cgroups.iter().try_for_each(|h| h.add(pid).map_err(|e| format!("joining cgroup {}: {e}", h.dir.display())));
+            let moved: Result<(), String> = cgroups.iter().try_for_each(|h| match h.add(pid) {
+                Err(e) if h.enforces(&spec.limits) => Err(format!("joining cgroup {}: {e}", h.dir.display())),
+                Err(e) => {
+                    eprintln!("rxd forkstart: not joining cgroup {}: {e}", h.dir.display());
+                    Ok(())
+                }
+                Ok(()) => Ok(()),
+            });
             if let Err(e) = moved {
                 let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
                 let _ = wait_init(pid);
