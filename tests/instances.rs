@@ -41,6 +41,20 @@ fn containers_run_exec_and_stop_with_both_clients() {
         assert!(err.contains("bogus.key"), "{who}: {err}");
         ok(run(&["config", "unset", &c, "user.color"]));
         assert_eq!(ok(run(&["config", "get", &c, "user.color"])).trim(), "", "{who}");
+        // Instance devices: a host directory bound in (at the next start), listed, refused
+        // when invalid, removed.
+        let shared = tempfile::tempdir().expect("tempdir");
+        std::fs::write(shared.path().join("from-host"), "shared\n").expect("write");
+        let source = format!("source={}", shared.path().display());
+        ok(run(&["config", "device", "add", &c, "data", "disk", "path=/mnt/data", &source, "readonly=true"]));
+        assert!(ok(run(&["config", "device", "show", &c])).contains("path: /mnt/data"), "{who}");
+        ok(run(&["restart", "--force", &c]));
+        assert_eq!(ok(run(&["exec", &c, "--", "cat", "/mnt/data/from-host"])), "shared\n", "{who}");
+        fails(run(&["exec", &c, "--", "touch", "/mnt/data/x"]));
+        let err = fails(run(&["config", "device", "add", &c, "bad", "nosuchtype"]));
+        assert!(err.contains("nosuchtype"), "{who}: {err}");
+        ok(run(&["config", "device", "remove", &c, "data"]));
+        assert!(!ok(run(&["config", "device", "list", &c])).contains("data"), "{who}");
 
         // exec: output, hostname, exit status, stdin, environment and cwd.
         let out = run(&["exec", &c, "--", "sh", "-c", "hostname; echo to-err >&2; exit 7"]);

@@ -415,6 +415,23 @@ impl Daemon {
                 environment.push((var.to_string(), v.clone()));
             }
         }
+        let mut mounts = Vec::new();
+        for (dev, cfg) in &devices {
+            let (Some("disk"), Some(path), Some(source)) =
+                (cfg.get("type").map(String::as_str), cfg.get("path"), cfg.get("source").filter(|s| !s.is_empty()))
+            else {
+                continue;
+            };
+            if path == "/" {
+                continue;
+            }
+            let source = PathBuf::from(source);
+            if !source.exists() {
+                return Err(Error::BadRequest(format!("Device \"{dev}\": source \"{}\" doesn't exist", source.display())));
+            }
+            let readonly = cfg.get("readonly").is_some_and(|v| matches!(v.as_str(), "true" | "1" | "yes" | "on"));
+            mounts.push(crate::instance::spec::BindMount { source, path: path.clone(), readonly });
+        }
         let spec = StartSpec {
             name: row.name.clone(),
             rootfs,
@@ -426,6 +443,7 @@ impl Daemon {
                 cpu_quota_us: cpu_quota(&config),
                 processes: config.get("limits.processes").and_then(|p| p.parse().ok()),
             },
+            mounts,
         };
         self.driver.start(&key, &spec).await?;
         let now = time::rfc3339(time::now_nanos());

@@ -161,7 +161,7 @@ fn child(spec: &StartSpec, go: OwnedFd, console: &std::fs::File) -> String {
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP) {
         return format!("unshare cgroup namespace: {e}");
     }
-    if let Err(e) = mounts::enter_rootfs(&spec.rootfs) {
+    if let Err(e) = mounts::enter_rootfs(&spec.rootfs, &spec.mounts) {
         return e;
     }
     if let Err(e) = nix::unistd::sethostname(&spec.name) {

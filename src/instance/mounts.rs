@@ -18,11 +18,53 @@ fn ensure_dir(path: &str) {
     let _ = std::fs::create_dir_all(path);
 }
 
+/// Binds host paths into the (not yet pivoted) root: `path` is created inside the rootfs,
+/// resolved without leaving it (a symlink in the image cannot redirect the mount to the host).
+fn bind_mounts(rootfs: &Path, mounts: &[super::spec::BindMount]) -> R {
+    for b in mounts {
+        let rel = super::files::normalize(&b.path);
+        let rel = rel.trim_start_matches('/');
+        if rel.is_empty() {
+            return Err(format!("disk device path {} is the root", b.path));
+        }
+        let is_dir = b.source.is_dir();
+        let root = super::files::Root::open(None, rootfs).map_err(|e| e.to_string())?;
+        if is_dir {
+            let mut acc = String::new();
+            for part in rel.split('/') {
+                acc.push('/');
+                acc.push_str(part);
+                root.mkdir(&acc, Some(0o755), 0, 0).map_err(|e| format!("creating {acc}: {e}"))?;
+            }
+        } else {
+            root.write_file(&format!("/{rel}"), b"", true, Some(0o644), 0, 0).map_err(|e| format!("creating {rel}: {e}"))?;
+        }
+        // Mounting goes by host path: no component may be a symlink (it could point anywhere).
+        let mut acc = String::new();
+        for part in rel.split('/') {
+            acc.push('/');
+            acc.push_str(part);
+            if root.stat(&acc).map_err(|e| e.to_string())?.kind == super::files::Kind::Symlink {
+                return Err(format!("disk device path {} goes through a symlink ({acc})", b.path));
+            }
+        }
+        let target = rootfs.join(rel);
+        let target = target.to_str().ok_or("mount target is not UTF-8")?;
+        let source = b.source.to_str().ok_or("mount source is not UTF-8")?;
+        m(Some(source), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        if b.readonly {
+            m(None, target, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds the container's root from `rootfs` and pivots into it. Afterwards `/` is the rootfs.
-pub fn enter_rootfs(rootfs: &Path) -> R {
+pub fn enter_rootfs(rootfs: &Path, binds: &[super::spec::BindMount]) -> R {
     m(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     let root = rootfs.to_str().ok_or("rootfs path is not UTF-8")?;
     m(Some(root), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    bind_mounts(rootfs, binds)?;
     nix::unistd::chdir(rootfs).map_err(|e| format!("chdir {root}: {e}"))?;
     nix::sys::stat::umask(Mode::empty());
     for d in ["proc", "sys", "dev", "run", "tmp"] {

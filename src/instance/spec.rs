@@ -15,6 +15,15 @@ pub struct Limits {
     pub processes: Option<u64>,
 }
 
+/// A host directory or file bound into the container (a `disk` device with a `source`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BindMount {
+    pub source: std::path::PathBuf,
+    /// Absolute path inside the container.
+    pub path: String,
+    pub readonly: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StartSpec {
     pub name: String,
@@ -24,6 +33,8 @@ pub struct StartSpec {
     pub command: Vec<String>,
     pub environment: Vec<(String, String)>,
     pub limits: Limits,
+    #[serde(default)]
+    pub mounts: Vec<BindMount>,
 }
 
 pub const SPEC_FILE: &str = "spec.json";

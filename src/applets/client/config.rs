@@ -26,6 +26,15 @@ enum Cmd {
     Show(Show),
     Edit(Edit),
     Trust(Trust),
+    Device(Device),
+}
+
+#[derive(FromArgs)]
+/// Manage instance devices.
+#[argh(subcommand, name = "device")]
+struct Device {
+    #[argh(subcommand)]
+    cmd: super::device::Cmd,
 }
 
 #[derive(FromArgs)]
@@ -147,6 +156,7 @@ fn render_value(v: &serde_json::Value) -> String {
 
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
     match args.cmd {
+        Cmd::Device(d) => super::device::run(ctx, super::device::Owner::Instance, d.cmd).await,
         Cmd::Get(g) if g.args.len() == 2 && !g.args[0].ends_with(':') => {
             let (remote, name) = ctx.remote_of(&g.args[0]);
             let inst: rxd::api::Instance = ctx.connect(&remote)?.get_json(&format!("/1.0/instances/{name}")).await?;

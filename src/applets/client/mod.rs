@@ -52,6 +52,7 @@ macro_rules! list_cmd {
 mod cluster;
 mod cluster_group;
 mod config;
+mod device;
 mod exec;
 mod file;
 pub(crate) mod format;

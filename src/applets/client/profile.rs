@@ -1,4 +1,5 @@
-//! `lxc profile`: list, show, create, copy, get, set, unset, edit, rename, delete, device.
+//! `lxc profile`: list, show, create, copy, get, set, unset, edit, rename, delete, device (shared with
+//! `lxc config device`, in device.rs).
 
 use argh::FromArgs;
 use rxd::api::{Profile, ProfilePut};
@@ -85,50 +86,8 @@ struct Rename {
 #[argh(subcommand, name = "device")]
 struct Device {
     #[argh(subcommand)]
-    cmd: DeviceCmd,
+    cmd: super::device::Cmd,
 }
-
-#[derive(FromArgs)]
-#[argh(subcommand)]
-enum DeviceCmd {
-    Add(DeviceAdd),
-    Remove(DeviceRemove),
-    List(DeviceList),
-    Show(DeviceShow),
-}
-
-#[derive(FromArgs)]
-/// Add a device: <profile> <device> <type> [key=value...].
-#[argh(subcommand, name = "add")]
-struct DeviceAdd {
-    /// the target: [<remote>:]<profile>
-    #[argh(positional)]
-    profile: String,
-    /// device name
-    #[argh(positional)]
-    device: String,
-    /// device type
-    #[argh(positional)]
-    kind: String,
-    /// key=value...
-    #[argh(positional, greedy)]
-    pairs: Vec<String>,
-}
-
-#[derive(FromArgs)]
-/// Remove a device.
-#[argh(subcommand, name = "remove")]
-struct DeviceRemove {
-    /// the target: [<remote>:]<profile>
-    #[argh(positional)]
-    profile: String,
-    /// device names
-    #[argh(positional)]
-    devices: Vec<String>,
-}
-
-one_arg!(DeviceList, "list", "List profile devices.", profile, "the target: [<remote>:]<profile>");
-one_arg!(DeviceShow, "show", "Show full device configuration.", profile, "the target: [<remote>:]<profile>");
 
 one_arg!(ShowCmd, "show", "Show profile configurations.", profile, "the target: [<remote>:]<profile>");
 one_arg!(EditCmd, "edit", "Edit profiles as YAML.", profile, "the target: [<remote>:]<profile>");
@@ -237,59 +196,6 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<()> {
             let (remote, name) = ctx.remote_of(&d.profile);
             super::act(&ctx, &remote, "DELETE", &url(name), None, format!("Profile {name} deleted")).await
         }
-        Cmd::Device(d) => device(ctx, d.cmd).await,
-    }
-}
-
-async fn device(ctx: Ctx, cmd: DeviceCmd) -> anyhow::Result<()> {
-    match cmd {
-        DeviceCmd::Add(a) => {
-            let pairs = if a.pairs.is_empty() { Vec::new() } else { key_values(&a.pairs)? };
-            let device = a.device.clone();
-            modify(&ctx, &a.profile, |p| {
-                if p.devices.contains_key(&a.device) {
-                    anyhow::bail!("The device already exists");
-                }
-                let mut cfg: std::collections::BTreeMap<String, String> = pairs.into_iter().collect();
-                cfg.insert("type".into(), a.kind);
-                p.devices.insert(a.device, cfg);
-                Ok(())
-            })
-            .await?;
-            let (_, name) = ctx.remote_of(&a.profile);
-            println!("Device {device} added to {name}");
-            Ok(())
-        }
-        DeviceCmd::Remove(r) => {
-            let devices = r.devices.clone();
-            modify(&ctx, &r.profile, |p| {
-                for d in &r.devices {
-                    if p.devices.remove(d).is_none() {
-                        anyhow::bail!("Device {d} doesn't exist");
-                    }
-                }
-                Ok(())
-            })
-            .await?;
-            let (_, name) = ctx.remote_of(&r.profile);
-            for d in devices {
-                println!("Device {d} removed from {name}");
-            }
-            Ok(())
-        }
-        DeviceCmd::List(l) => {
-            let (remote, name) = ctx.remote_of(&l.profile);
-            let p: Profile = ctx.connect(&remote)?.get_json(&url(name)).await?;
-            for d in p.devices.keys() {
-                println!("{d}");
-            }
-            Ok(())
-        }
-        DeviceCmd::Show(l) => {
-            let (remote, name) = ctx.remote_of(&l.profile);
-            let p: Profile = ctx.connect(&remote)?.get_json(&url(name)).await?;
-            print!("{}", format::yaml(&p.devices)?);
-            Ok(())
-        }
+        Cmd::Device(d) => super::device::run(ctx, super::device::Owner::Profile, d.cmd).await,
     }
 }
