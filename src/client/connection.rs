@@ -57,7 +57,8 @@ pub struct Connection {
     pub bind: Option<std::net::IpAddr>,
 }
 
-fn escape(s: &str) -> String {
+/// Percent-encodes a query value (everything but unreserved characters).
+pub fn escape(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {

@@ -69,17 +69,6 @@ struct DeleteCmd {
     paths: Vec<String>,
 }
 
-fn escape(path: &str) -> String {
-    let mut out = String::new();
-    for b in path.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// Splits `[remote:]instance/path` into (remote, instance, path).
 fn target(ctx: &Ctx, arg: &str) -> anyhow::Result<(String, String, String)> {
     let (remote, rest) = ctx.remote_of(arg);
@@ -89,7 +78,7 @@ fn target(ctx: &Ctx, arg: &str) -> anyhow::Result<(String, String, String)> {
 }
 
 fn files_url(instance: &str, path: &str) -> String {
-    format!("/1.0/instances/{instance}/files?path={}", escape(path))
+    format!("/1.0/instances/{instance}/files?path={}", rxd::client::connection::escape(path))
 }
 
 /// Owner and mode of a pushed entry.

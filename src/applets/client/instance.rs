@@ -50,35 +50,28 @@ pub struct Start {
     names: Vec<String>,
 }
 
-#[derive(FromArgs)]
-/// Stop instances.
-#[argh(subcommand, name = "stop")]
-pub struct Stop {
-    #[argh(positional)]
-    /// the target: [<remote>:]<instance> ...
-    names: Vec<String>,
-    /// force the instance to stop
-    #[argh(switch, short = 'f')]
-    force: bool,
-    /// time to wait for the instance to shut down cleanly (seconds)
-    #[argh(option, default = "-1")]
-    timeout: i64,
+/// `stop` and `restart` take the same arguments.
+macro_rules! stop_cmd {
+    ($ty:ident, $name:literal, $doc:literal) => {
+        #[derive(FromArgs)]
+        #[doc = $doc]
+        #[argh(subcommand, name = $name)]
+        pub struct $ty {
+            #[argh(positional)]
+            /// the target: [<remote>:]<instance> ...
+            names: Vec<String>,
+            /// force the instance to stop
+            #[argh(switch, short = 'f')]
+            force: bool,
+            /// time to wait for the instance to shut down cleanly (seconds)
+            #[argh(option, default = "-1")]
+            timeout: i64,
+        }
+    };
 }
 
-#[derive(FromArgs)]
-/// Restart instances.
-#[argh(subcommand, name = "restart")]
-pub struct Restart {
-    #[argh(positional)]
-    /// the target: [<remote>:]<instance> ...
-    names: Vec<String>,
-    /// force the instance to stop
-    #[argh(switch, short = 'f')]
-    force: bool,
-    /// time to wait for the instance to shut down cleanly (seconds)
-    #[argh(option, default = "-1")]
-    timeout: i64,
-}
+stop_cmd!(Stop, "stop", "Stop instances.");
+stop_cmd!(Restart, "restart", "Restart instances.");
 
 #[derive(FromArgs)]
 /// Delete instances.
