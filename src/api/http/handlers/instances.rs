@@ -134,21 +134,16 @@ pub async fn item(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
                 let snap = snap.rsplit('/').next().unwrap_or(snap);
                 return Ok(Response::Async(daemon.restore_snapshot(&project, name, snap).await?));
             }
-            let mut body: InstancePut = req.json()?;
+            let mut body: InstancePut =
+                serde_json::from_value(raw.clone()).map_err(|e| Response::error(400, format!("Invalid instance: {e}")))?;
             if req.method == Method::PATCH {
-                let raw: serde_json::Value = req.json()?;
-                let base = current.put.clone();
-                let mut config = base.config.clone();
-                config.extend(body.config);
-                body.config = config;
-                let mut devices = base.devices.clone();
-                devices.extend(body.devices);
-                body.devices = devices;
+                let base = current.put;
+                super::patch_over(&mut body.config, &mut body.devices, &base.config, &base.devices);
                 if raw.get("profiles").is_none() {
-                    body.profiles = base.profiles.clone();
+                    body.profiles = base.profiles;
                 }
                 if raw.get("description").is_none() {
-                    body.description = base.description.clone();
+                    body.description = base.description;
                 }
                 if raw.get("ephemeral").is_none() {
                     body.ephemeral = base.ephemeral;

@@ -26,3 +26,19 @@ pub type HResult = Result<Response, Response>;
 pub fn list_response<T: serde::Serialize>(req: &Request, items: Vec<T>, url: impl Fn(&T) -> String) -> Response {
     if req.recursion() > 0 { Response::sync(items) } else { Response::sync(items.iter().map(url).collect::<Vec<_>>()) }
 }
+
+/// PATCH as LXD does it for profiles and instances: the config keys and devices sent are laid
+/// over the current ones instead of replacing them.
+pub fn patch_over(
+    config: &mut std::collections::BTreeMap<String, String>,
+    devices: &mut crate::api::DevicesMap,
+    current_config: &std::collections::BTreeMap<String, String>,
+    current_devices: &crate::api::DevicesMap,
+) {
+    let mut merged = current_config.clone();
+    merged.append(config);
+    *config = merged;
+    let mut merged = current_devices.clone();
+    merged.append(devices);
+    *devices = merged;
+}

@@ -53,12 +53,7 @@ pub async fn item(daemon: &Daemon, req: &Request, name: &str) -> HResult {
                 if raw.get("description").is_none() {
                     body.description = writable.description.clone();
                 }
-                let mut config = writable.config.clone();
-                config.extend(body.config);
-                body.config = config;
-                let mut devices = writable.devices.clone();
-                devices.extend(body.devices);
-                body.devices = devices;
+                super::patch_over(&mut body.config, &mut body.devices, &writable.config, &writable.devices);
             }
             daemon.update_profile(&project, name, body, Some(&writable.devices)).await?;
             Ok(Response::empty())
