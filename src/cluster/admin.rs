@@ -113,25 +113,36 @@ pub async fn plan_recovery(paths: &Paths) -> Result<RecoveryPlan> {
     Ok(RecoveryPlan { own, dropped, facts, backup })
 }
 
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
+/// Backs the database directory up: each SQLite file as a consistent copy of its own (its
+/// write-ahead sidecars are folded in, never copied: they come and go with connections), any
+/// other file as it is.
+fn backup_tree<'a>(from: &'a Path, to: &'a Path) -> crate::util::BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        let io = |path: &Path, e: std::io::Error| Error::Internal(format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
+        for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
+            let entry = entry.map_err(|e| io(from, e))?;
+            let (source, target) = (entry.path(), to.join(entry.file_name()));
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().map_err(|e| io(&source, e))?.is_dir() {
+                backup_tree(&source, &target).await?;
+            } else if ["-wal", "-shm", "-journal"].iter().any(|s| name.ends_with(s)) {
+                continue;
+            } else if name.ends_with(".db") {
+                crate::store::db::backup_file(&source, &target).await?;
+            } else {
+                std::fs::copy(&source, &target).map_err(|e| io(&source, e))?;
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Backs `database/` up, then makes this member the only voter. Returns how many pending
 /// membership changes in the log were emptied.
 pub async fn recover(paths: &Paths, plan: &RecoveryPlan) -> Result<usize> {
     ensure_stopped(paths)?;
-    copy_tree(&paths.database(), &plan.backup).map_err(|e| {
+    backup_tree(&paths.database(), &plan.backup).await.map_err(|e| {
         Error::Internal(format!("Failed to back up {} to {}: {e}", paths.database().display(), plan.backup.display()))
     })?;
     let neutralised = offline::rewrite_membership(&paths.global_dir(), vec![plan.own.id], vec![]).await?;

@@ -43,6 +43,24 @@ pub struct Database {
     path: PathBuf,
 }
 
+/// Copies the SQLite file at `src` to `dst` as one consistent snapshot (`VACUUM INTO`), through
+/// a connection of its own: the copy holds every committed row whether or not the source's
+/// write-ahead log was checkpointed, and the source's `-wal`/`-shm` files are never needed.
+pub async fn backup_file(src: &Path, dst: &Path) -> Result<()> {
+    use sqlx::Connection;
+    let io = |source| StoreError::Io { path: dst.display().to_string(), source };
+    match std::fs::remove_file(dst) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    let opts = SqliteConnectOptions::new().filename(src).busy_timeout(Duration::from_secs(5));
+    let mut conn = sqlx::SqliteConnection::connect_with(&opts).await?;
+    let copied = sqlx::query("VACUUM INTO ?").bind(dst.display().to_string()).execute(&mut conn).await;
+    conn.close().await?;
+    copied?;
+    Ok(())
+}
+
 fn bind_all<'q>(
     mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     params: &'q [Value],
