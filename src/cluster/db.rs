@@ -28,8 +28,13 @@ pub fn no_quorum() -> StoreError {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DbRequest {
-    Apply { batch: Batch },
-    Query { stmt: Stmt },
+    Apply {
+        batch: Batch,
+    },
+    /// Reads answered together from one read point.
+    Query {
+        stmts: Vec<Stmt>,
+    },
 }
 
 /// Its answer.
@@ -37,7 +42,7 @@ pub enum DbRequest {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DbResponse {
     Applied { affected: Vec<u64> },
-    Rows { rows: Rows },
+    Rows { sets: Vec<Rows> },
 }
 
 pub struct ClusterDb {
@@ -66,10 +71,10 @@ impl ClusterDb {
                     let st = raft.status();
                     if st.is_leader {
                         execute_on_leader(&raft, &req).await
-                    } else if let (DbRequest::Query { stmt }, true) = (&req, st.leader != 0) {
+                    } else if let (DbRequest::Query { stmts }, true) = (&req, st.leader != 0) {
                         // A linearizable read on this replica: the leader confirms its commit
                         // index over the raft link, then the local copy answers.
-                        match follower_read(&raft, stmt).await {
+                        match follower_read(&raft, stmts).await {
                             Some(r) => r,
                             None => match self.rt.transport.address_of(st.leader) {
                                 Some(addr) => self.forward(&addr, &req, false).await,
@@ -113,11 +118,16 @@ impl ClusterDb {
 }
 
 /// A read on a follower after a read-index round trip; None when the leader did not confirm.
-async fn follower_read(raft: &RaftHandle, stmt: &Stmt) -> Option<Result<DbResponse, Retry>> {
+async fn follower_read(raft: &RaftHandle, stmts: &[Stmt]) -> Option<Result<DbResponse, Retry>> {
     raft.read_barrier().await.ok()?;
+    Some(read_replica(raft, stmts).await)
+}
+
+/// Answers reads from this replica's copy (after a read barrier).
+async fn read_replica(raft: &RaftHandle, stmts: &[Stmt]) -> Result<DbResponse, Retry> {
     let db = raft.state_machine.database();
     let db = db.read().await;
-    Some(db.query(stmt).await.map(|rows| DbResponse::Rows { rows }).map_err(Retry::Fail))
+    db.query_many(stmts).await.map(|sets| DbResponse::Rows { sets }).map_err(Retry::Fail)
 }
 
 /// Executes a database request on this node, which believes it is the leader.
@@ -133,12 +143,8 @@ pub async fn execute_on_leader(raft: &RaftHandle, req: &DbRequest) -> Result<DbR
             ))),
             Ok(Err(_)) => Err(Retry::Later),
         },
-        DbRequest::Query { stmt } => match raft.read_barrier().await {
-            Ok(()) => {
-                let db = raft.state_machine.database();
-                let db = db.read().await;
-                db.query(stmt).await.map(|rows| DbResponse::Rows { rows }).map_err(Retry::Fail)
-            }
+        DbRequest::Query { stmts } => match raft.read_barrier().await {
+            Ok(()) => read_replica(raft, stmts).await,
             Err(_) => Err(Retry::Later),
         },
     }
@@ -202,11 +208,11 @@ impl Replicated for ClusterDb {
         })
     }
 
-    fn query<'a>(&'a self, stmt: &'a Stmt) -> BoxFuture<'a, Result<Rows, StoreError>> {
+    fn query_many<'a>(&'a self, stmts: &'a [Stmt]) -> BoxFuture<'a, Result<Vec<Rows>, StoreError>> {
         Box::pin(async move {
-            match self.run(DbRequest::Query { stmt: stmt.clone() }).await? {
-                DbResponse::Rows { rows } => Ok(rows),
-                DbResponse::Applied { .. } => Err(StoreError::Guard("unexpected answer to a read".into())),
+            match self.run(DbRequest::Query { stmts: stmts.to_vec() }).await? {
+                DbResponse::Rows { sets } if sets.len() == stmts.len() => Ok(sets),
+                _ => Err(StoreError::Guard("unexpected answer to a read".into())),
             }
         })
     }

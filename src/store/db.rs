@@ -164,6 +164,18 @@ impl Database {
         rows_from(&rows, &stmt.sql, &self.pool).await
     }
 
+    /// Runs several reads in one read transaction: they all see the same state of the file.
+    pub async fn query_many(&self, stmts: &[Stmt]) -> Result<Vec<Rows>> {
+        let mut tx = self.pool.begin().await?;
+        let mut sets = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            let rows = bind_all(sqlx::query(&stmt.sql), &stmt.params).fetch_all(&mut *tx).await?;
+            sets.push(rows_from(&rows, &stmt.sql, &self.pool).await?);
+        }
+        tx.commit().await?;
+        Ok(sets)
+    }
+
     /// Runs arbitrary SQL text (the `lxd sql` path): a SELECT returns rows, anything else the
     /// number of rows affected.
     pub async fn run_raw(&self, sql: &str) -> Result<RawResult> {

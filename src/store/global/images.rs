@@ -38,13 +38,28 @@ const ID_SQL: &str =
     "(SELECT im.id FROM images im JOIN projects p ON p.id = im.project_id WHERE p.name = ? AND im.fingerprint = ?)";
 
 pub async fn list(db: &GlobalDb, project: &str) -> Result<Vec<Image>> {
-    let rows = db
-        .query(&Stmt::new(
-            "SELECT im.id, p.name, im.fingerprint, im.filename, im.size, im.public, im.auto_update, im.architecture,
+    let scoped = "SELECT im.id FROM images im JOIN projects p ON p.id = im.project_id WHERE p.name = ?";
+    let [rows, props, aliases, nodes] = db
+        .query_many([
+            Stmt::new(
+                "SELECT im.id, p.name, im.fingerprint, im.filename, im.size, im.public, im.auto_update, im.architecture,
                     COALESCE(im.creation_date, ''), im.upload_date, COALESCE(im.last_use_date, '')
              FROM images im JOIN projects p ON p.id = im.project_id WHERE p.name = ? ORDER BY im.fingerprint",
-            vec![project.into()],
-        ))
+                vec![project.into()],
+            ),
+            Stmt::new(
+                format!("SELECT image_id, key, value FROM images_properties WHERE image_id IN ({scoped})"),
+                vec![project.into()],
+            ),
+            Stmt::new(
+                format!("SELECT image_id, name, description FROM images_aliases WHERE image_id IN ({scoped}) ORDER BY name"),
+                vec![project.into()],
+            ),
+            Stmt::new(
+                format!("SELECT image_id, node_id FROM images_nodes WHERE image_id IN ({scoped}) ORDER BY node_id"),
+                vec![project.into()],
+            ),
+        ])
         .await?;
     let mut out: Vec<Image> = rows
         .rows
@@ -65,35 +80,16 @@ pub async fn list(db: &GlobalDb, project: &str) -> Result<Vec<Image>> {
         })
         .collect();
     let index: BTreeMap<i64, usize> = out.iter().enumerate().map(|(i, x)| (x.id, i)).collect();
-    let scoped = "SELECT im.id FROM images im JOIN projects p ON p.id = im.project_id WHERE p.name = ?";
-    let props = db
-        .query(&Stmt::new(
-            format!("SELECT image_id, key, value FROM images_properties WHERE image_id IN ({scoped})"),
-            vec![project.into()],
-        ))
-        .await?;
     for r in &props.rows {
         if let Some(&i) = index.get(&int(r, 0)) {
             out[i].properties.insert(text(r, 1), text(r, 2));
         }
     }
-    let aliases = db
-        .query(&Stmt::new(
-            format!("SELECT image_id, name, description FROM images_aliases WHERE image_id IN ({scoped}) ORDER BY name"),
-            vec![project.into()],
-        ))
-        .await?;
     for r in &aliases.rows {
         if let Some(&i) = index.get(&int(r, 0)) {
             out[i].aliases.push((text(r, 1), text(r, 2)));
         }
     }
-    let nodes = db
-        .query(&Stmt::new(
-            format!("SELECT image_id, node_id FROM images_nodes WHERE image_id IN ({scoped}) ORDER BY node_id"),
-            vec![project.into()],
-        ))
-        .await?;
     for r in &nodes.rows {
         if let Some(&i) = index.get(&int(r, 0)) {
             out[i].nodes.push(int(r, 1));

@@ -31,6 +31,11 @@ const ID_SQL: &str = "(SELECT i.id FROM instances i JOIN projects p ON p.id = i.
 
 /// Instances of `project` (all projects when None), optionally only those on `node_id`.
 pub async fn list(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>) -> Result<Vec<Instance>> {
+    select(db, project, node_id, None).await
+}
+
+/// Instances matching every filter given, read from one state of the database.
+async fn select(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>, name: Option<&str>) -> Result<Vec<Instance>> {
     let mut conds = Vec::new();
     let mut params: Vec<Value> = Vec::new();
     if let Some(p) = project {
@@ -41,10 +46,14 @@ pub async fn list(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>) ->
         conds.push("i.node_id = ?");
         params.push(n.into());
     }
+    if let Some(n) = name {
+        conds.push("i.name = ?");
+        params.push(n.into());
+    }
     let filter = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
     let from = format!("FROM instances i JOIN projects p ON p.id = i.project_id {filter}");
-    let rows = db
-        .query(&Stmt::new(
+    let stmts = [
+        Stmt::new(
             format!(
                 "SELECT i.id, p.name, i.name, i.node_id, COALESCE(n.name, ''), i.architecture, i.ephemeral, i.stateful,
                         i.description, i.creation_date, COALESCE(i.last_use_date, '')
@@ -52,8 +61,28 @@ pub async fn list(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>) ->
                  ORDER BY i.name"
             ),
             params.clone(),
-        ))
-        .await?;
+        ),
+        Stmt::new(
+            format!("SELECT c.instance_id, c.key, c.value FROM instances_config c WHERE c.instance_id IN (SELECT i.id {from})"),
+            params.clone(),
+        ),
+        Stmt::new(
+            format!(
+                "SELECT d.instance_id, d.name, d.type, c.key, c.value FROM instances_devices d
+                 LEFT JOIN instances_devices_config c ON c.instance_device_id = d.id
+                 WHERE d.instance_id IN (SELECT i.id {from})"
+            ),
+            params.clone(),
+        ),
+        Stmt::new(
+            format!(
+                "SELECT ip.instance_id, pr.name FROM instances_profiles ip JOIN profiles pr ON pr.id = ip.profile_id
+                 WHERE ip.instance_id IN (SELECT i.id {from}) ORDER BY ip.instance_id, ip.apply_order"
+            ),
+            params,
+        ),
+    ];
+    let [rows, config, devices, profiles] = db.query_many(stmts).await?;
     let mut out: Vec<Instance> = rows
         .rows
         .iter()
@@ -73,27 +102,11 @@ pub async fn list(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>) ->
         })
         .collect();
     let index: BTreeMap<i64, usize> = out.iter().enumerate().map(|(i, x)| (x.id, i)).collect();
-    let config = db
-        .query(&Stmt::new(
-            format!("SELECT c.instance_id, c.key, c.value FROM instances_config c WHERE c.instance_id IN (SELECT i.id {from})"),
-            params.clone(),
-        ))
-        .await?;
     for r in &config.rows {
         if let Some(&i) = index.get(&int(r, 0)) {
             out[i].config.insert(text(r, 1), text(r, 2));
         }
     }
-    let devices = db
-        .query(&Stmt::new(
-            format!(
-                "SELECT d.instance_id, d.name, d.type, c.key, c.value FROM instances_devices d
-                 LEFT JOIN instances_devices_config c ON c.instance_device_id = d.id
-                 WHERE d.instance_id IN (SELECT i.id {from})"
-            ),
-            params.clone(),
-        ))
-        .await?;
     for r in &devices.rows {
         if let Some(&i) = index.get(&int(r, 0)) {
             let dev = out[i].devices.entry(text(r, 1)).or_default();
@@ -103,15 +116,6 @@ pub async fn list(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>) ->
             }
         }
     }
-    let profiles = db
-        .query(&Stmt::new(
-            format!(
-                "SELECT ip.instance_id, pr.name FROM instances_profiles ip JOIN profiles pr ON pr.id = ip.profile_id
-                 WHERE ip.instance_id IN (SELECT i.id {from}) ORDER BY ip.instance_id, ip.apply_order"
-            ),
-            params,
-        ))
-        .await?;
     for r in &profiles.rows {
         if let Some(&i) = index.get(&int(r, 0)) {
             out[i].profiles.push(text(r, 1));
@@ -121,8 +125,7 @@ pub async fn list(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>) ->
 }
 
 pub async fn get(db: &GlobalDb, project: &str, name: &str) -> Result<Instance> {
-    let all = list(db, Some(project), None).await?;
-    all.into_iter().find(|i| i.name == name).ok_or_else(|| StoreError::NotFound("Instance not found".into()))
+    select(db, Some(project), None, Some(name)).await?.pop().ok_or_else(|| StoreError::NotFound("Instance not found".into()))
 }
 
 /// The member an instance lives on: (node id, member name, member address).

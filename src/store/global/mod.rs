@@ -294,7 +294,14 @@ pub fn schema_version() -> i64 {
 /// Implemented by the cluster layer (the raft leader locally, or forwarding to it).
 pub trait Replicated: Send + Sync {
     fn apply<'a>(&'a self, batch: &'a Batch) -> crate::util::BoxFuture<'a, Result<Vec<u64>>>;
-    fn query<'a>(&'a self, stmt: &'a Stmt) -> crate::util::BoxFuture<'a, Result<Rows>>;
+    /// Several reads answered from one state of the database (one linearizable read point).
+    fn query_many<'a>(&'a self, stmts: &'a [Stmt]) -> crate::util::BoxFuture<'a, Result<Vec<Rows>>>;
+    fn query<'a>(&'a self, stmt: &'a Stmt) -> crate::util::BoxFuture<'a, Result<Rows>> {
+        Box::pin(async move {
+            let mut sets = self.query_many(std::slice::from_ref(stmt)).await?;
+            sets.pop().ok_or_else(|| super::StoreError::Guard("no answer to a read".into()))
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -355,6 +362,15 @@ impl GlobalDb {
             Backend::Local(db) => db.query(stmt).await,
             Backend::Replicated(r) => r.query(stmt).await,
         }
+    }
+
+    /// Several reads that see one state of the database; in a cluster, one read point for all.
+    pub async fn query_many<const N: usize>(&self, stmts: [Stmt; N]) -> Result<[Rows; N]> {
+        let sets = match self.backend() {
+            Backend::Local(db) => db.query_many(&stmts).await?,
+            Backend::Replicated(r) => r.query_many(&stmts).await?,
+        };
+        sets.try_into().map_err(|_| super::StoreError::Guard("unexpected answer to a read".into()))
     }
 
     /// The standalone file, while there is one.

@@ -25,39 +25,36 @@ pub async fn list(db: &GlobalDb, project: Option<&str>) -> Result<Vec<Profile>> 
         Some(p) => ("WHERE pr.name = ?", vec![p.into()]),
         None => ("", vec![]),
     };
-    let rows = db
-        .query(&Stmt::new(
+    let stmts = [
+        Stmt::new(
             format!(
                 "SELECT p.id, pr.name, p.name, p.description FROM profiles p
                  JOIN projects pr ON pr.id = p.project_id {filter} ORDER BY p.name"
             ),
             params.clone(),
-        ))
-        .await?;
-    let mut profiles: Vec<Profile> = rows
-        .rows
-        .iter()
-        .map(|r| Profile { id: int(r, 0), project: text(r, 1), name: text(r, 2), description: text(r, 3), ..Default::default() })
-        .collect();
-    let config = db
-        .query(&Stmt::new(
+        ),
+        Stmt::new(
             format!(
                 "SELECT c.profile_id, c.key, c.value FROM profiles_config c
                  JOIN profiles p ON p.id = c.profile_id JOIN projects pr ON pr.id = p.project_id {filter}"
             ),
             params.clone(),
-        ))
-        .await?;
-    let devices = db
-        .query(&Stmt::new(
+        ),
+        Stmt::new(
             format!(
                 "SELECT d.profile_id, d.name, d.type, c.key, c.value FROM profiles_devices d
                  LEFT JOIN profiles_devices_config c ON c.profile_device_id = d.id
                  JOIN profiles p ON p.id = d.profile_id JOIN projects pr ON pr.id = p.project_id {filter}"
             ),
             params,
-        ))
-        .await?;
+        ),
+    ];
+    let [rows, config, devices] = db.query_many(stmts).await?;
+    let mut profiles: Vec<Profile> = rows
+        .rows
+        .iter()
+        .map(|r| Profile { id: int(r, 0), project: text(r, 1), name: text(r, 2), description: text(r, 3), ..Default::default() })
+        .collect();
     let index: BTreeMap<i64, usize> = profiles.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
     for r in &config.rows {
         if let Some(&i) = index.get(&int(r, 0)) {

@@ -15,13 +15,17 @@ pub struct Project {
 }
 
 pub async fn list(db: &GlobalDb) -> Result<Vec<Project>> {
-    let rows = db.query(&Stmt::new("SELECT id, name, description FROM projects ORDER BY name", vec![])).await?;
+    let [rows, cfg] = db
+        .query_many([
+            Stmt::new("SELECT id, name, description FROM projects ORDER BY name", vec![]),
+            Stmt::new("SELECT project_id, key, value FROM projects_config", vec![]),
+        ])
+        .await?;
     let mut out: Vec<Project> = rows
         .rows
         .iter()
         .map(|r| Project { id: int(r, 0), name: text(r, 1), description: text(r, 2), config: BTreeMap::new() })
         .collect();
-    let cfg = db.query(&Stmt::new("SELECT project_id, key, value FROM projects_config", vec![])).await?;
     for r in &cfg.rows {
         if let Some(p) = out.iter_mut().find(|p| p.id == int(r, 0)) {
             p.config.insert(text(r, 1), text(r, 2));

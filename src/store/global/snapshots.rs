@@ -21,14 +21,23 @@ const INSTANCE_ID: &str = "(SELECT i.id FROM instances i JOIN projects p ON p.id
 
 /// An instance's snapshots, oldest first.
 pub async fn list(db: &GlobalDb, project: &str, instance: &str) -> Result<Vec<Snapshot>> {
-    let rows = db
-        .query(&Stmt::new(
-            format!(
-                "SELECT id, name, creation_date, stateful, description FROM instances_snapshots
+    let [rows, config] = db
+        .query_many([
+            Stmt::new(
+                format!(
+                    "SELECT id, name, creation_date, stateful, description FROM instances_snapshots
                  WHERE instance_id = {INSTANCE_ID} ORDER BY creation_date, id"
+                ),
+                vec![project.into(), instance.into()],
             ),
-            vec![project.into(), instance.into()],
-        ))
+            Stmt::new(
+                format!(
+                    "SELECT c.instance_snapshot_id, c.key, c.value FROM instances_snapshots_config c
+                 JOIN instances_snapshots s ON s.id = c.instance_snapshot_id WHERE s.instance_id = {INSTANCE_ID}"
+                ),
+                vec![project.into(), instance.into()],
+            ),
+        ])
         .await?;
     let mut out: Vec<Snapshot> = rows
         .rows
@@ -42,15 +51,6 @@ pub async fn list(db: &GlobalDb, project: &str, instance: &str) -> Result<Vec<Sn
             ..Default::default()
         })
         .collect();
-    let config = db
-        .query(&Stmt::new(
-            format!(
-                "SELECT c.instance_snapshot_id, c.key, c.value FROM instances_snapshots_config c
-                 JOIN instances_snapshots s ON s.id = c.instance_snapshot_id WHERE s.instance_id = {INSTANCE_ID}"
-            ),
-            vec![project.into(), instance.into()],
-        ))
-        .await?;
     for r in &config.rows {
         if let Some(s) = out.iter_mut().find(|s| s.id == int(r, 0)) {
             s.config.insert(text(r, 1), text(r, 2));

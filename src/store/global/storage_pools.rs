@@ -25,8 +25,19 @@ pub struct Pool {
 
 /// Pools as seen from member `node_id`.
 pub async fn list(db: &GlobalDb, node_id: i64) -> Result<Vec<Pool>> {
-    let rows =
-        db.query(&Stmt::new("SELECT id, name, driver, description, state FROM storage_pools ORDER BY name", vec![])).await?;
+    let [rows, cfg, locs] = db
+        .query_many([
+        Stmt::new("SELECT id, name, driver, description, state FROM storage_pools ORDER BY name", vec![]),
+        Stmt::new(
+            "SELECT storage_pool_id, key, value FROM storage_pools_config WHERE node_id IS NULL OR node_id = ?",
+            vec![Value::Int(node_id)],
+        ),
+        Stmt::new(
+            "SELECT spn.storage_pool_id, n.name FROM storage_pools_nodes spn JOIN nodes n ON n.id = spn.node_id ORDER BY n.name",
+            vec![],
+        ),
+        ])
+        .await?;
     let mut pools: Vec<Pool> = rows
         .rows
         .iter()
@@ -39,18 +50,6 @@ pub async fn list(db: &GlobalDb, node_id: i64) -> Result<Vec<Pool>> {
             ..Default::default()
         })
         .collect();
-    let cfg = db
-        .query(&Stmt::new(
-            "SELECT storage_pool_id, key, value FROM storage_pools_config WHERE node_id IS NULL OR node_id = ?",
-            vec![Value::Int(node_id)],
-        ))
-        .await?;
-    let locs = db
-        .query(&Stmt::new(
-            "SELECT spn.storage_pool_id, n.name FROM storage_pools_nodes spn JOIN nodes n ON n.id = spn.node_id ORDER BY n.name",
-            vec![],
-        ))
-        .await?;
     for p in pools.iter_mut() {
         for r in cfg.rows.iter().filter(|r| int(r, 0) == p.id) {
             p.config.insert(text(r, 1), text(r, 2));
