@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::keepalive::KeepAlive;
 use super::{ClientError, Result};
 use crate::api::{Envelope, Operation};
 use crate::tls::{self, KeyPairPem, ServerPin};
@@ -55,6 +57,13 @@ pub struct Connection {
     /// Local address outgoing TCP connections are bound to (members use their own address, so
     /// traffic between members is attributable and filterable per member).
     pub bind: Option<std::net::IpAddr>,
+    /// Where connections are kept between requests (members talking to members); None opens
+    /// one connection per request.
+    pub keep_alive: Option<Arc<KeepAlive>>,
+}
+
+fn connection_closes(headers: &http::HeaderMap) -> bool {
+    headers.get("connection").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("close"))
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
@@ -77,6 +86,7 @@ impl Connection {
             user_agent: user_agent(),
             query: Vec::new(),
             bind: None,
+            keep_alive: None,
         }
     }
 
@@ -89,12 +99,19 @@ impl Connection {
             user_agent: user_agent(),
             query: Vec::new(),
             bind: None,
+            keep_alive: None,
         })
     }
 
     /// Binds outgoing connections to `ip`.
     pub fn bound_to(mut self, ip: Option<std::net::IpAddr>) -> Connection {
         self.bind = ip;
+        self
+    }
+
+    /// Reuses connections kept in `pool` (and keeps this one's there).
+    pub fn kept_in(mut self, pool: Arc<KeepAlive>) -> Connection {
+        self.keep_alive = Some(pool);
         self
     }
 
@@ -166,21 +183,13 @@ impl Connection {
         body: Option<Vec<u8>>,
         headers: &[(&str, String)],
     ) -> Result<(u16, http::HeaderMap, Bytes)> {
-        let (stream, _) = self.open().await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
         let uri = self.url(path);
         tracing::debug!(method, url = %format!("{}{uri}", self.host), "Sending request to LXD");
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(&uri)
-            .header("Host", &self.host)
-            .header("User-Agent", &self.user_agent)
-            .header("Connection", "close");
+        let mut req =
+            http::Request::builder().method(method).uri(&uri).header("Host", &self.host).header("User-Agent", &self.user_agent);
+        if self.keep_alive.is_none() {
+            req = req.header("Connection", "close");
+        }
         let has_body = body.is_some();
         if has_body {
             req = req.header("Content-Type", "application/json");
@@ -188,12 +197,46 @@ impl Connection {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(|e| ClientError::Http(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| ClientError::Http(e.to_string()))?;
+        let mut req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(|e| ClientError::Http(e.to_string()))?;
+        let http_err = |e: hyper::Error| ClientError::Http(e.to_string());
+        // A kept connection the server closed meanwhile hands the request back unsent.
+        let (sender, resp) = loop {
+            let Some(mut sender) = self.kept_sender().await else {
+                let mut sender = self.handshake().await?;
+                let resp = sender.send_request(req).await.map_err(http_err)?;
+                break (sender, resp);
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => break (sender, resp),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(http_err(e.into_error())),
+                },
+            }
+        };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.map_err(|e| ClientError::Http(e.to_string()))?.to_bytes();
+        let body = resp.into_body().collect().await.map_err(http_err)?.to_bytes();
+        if let (Some(pool), false) = (&self.keep_alive, connection_closes(&headers)) {
+            pool.put(&self.host, sender);
+        }
         Ok((status, headers, body))
+    }
+
+    async fn kept_sender(&self) -> Option<SendRequest<Full<Bytes>>> {
+        self.keep_alive.as_ref()?.take(&self.host).await
+    }
+
+    /// A new connection ready for a request (its driving task runs until it closes).
+    async fn handshake(&self) -> Result<SendRequest<Full<Bytes>>> {
+        let (stream, _) = self.open().await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
     }
 
     /// Uploads `data` as a chunked body (as LXD's client streams files and images), calling

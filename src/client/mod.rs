@@ -1,9 +1,11 @@
-//! The HTTP client used by `lxc` (and, in a cluster, by members talking to each other): one
-//! request per connection over the unix socket or HTTPS with a client certificate and a pinned
-//! server certificate, LXD envelope decoding, operation waiting and the events websocket.
+//! The HTTP client used by `lxc` (and, in a cluster, by members talking to each other): requests
+//! over the unix socket or HTTPS with a client certificate and a pinned server certificate (one
+//! connection per request, or kept connections reused between members), LXD envelope decoding,
+//! operation waiting and the events websocket.
 
 pub mod config;
 pub mod connection;
+pub mod keepalive;
 pub mod preseed;
 
 pub use connection::{Connection, Reply, Target};

@@ -42,6 +42,8 @@ pub struct Runtime {
     /// would go to the old addresses.
     pub patch_pending: AtomicBool,
     stopped: AtomicBool,
+    /// Connections to the other members, kept between requests.
+    keep_alive: Arc<crate::client::keepalive::KeepAlive>,
 }
 
 impl Runtime {
@@ -56,7 +58,8 @@ impl Runtime {
         let pin = crate::tls::ServerPin::Fingerprint(self.cluster_fingerprint.clone());
         Ok(crate::client::Connection::https(address, pin, Some(&self.identity))
             .map_err(|e| Error::Internal(e.to_string()))?
-            .bound_to(self.transport.source()))
+            .bound_to(self.transport.source())
+            .kept_in(self.keep_alive.clone()))
     }
 
     /// The leader's raft id: from the replica, or on a spare from the last heartbeat.
@@ -105,6 +108,7 @@ impl Runtime {
     /// Stops the replica and tells the background tasks to end.
     pub async fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
+        self.keep_alive.clear();
         self.heartbeat_now.notify_waiters();
         let raft = self.raft.write().ok().and_then(|mut r| r.take());
         if let Some(r) = raft {
@@ -189,6 +193,7 @@ pub async fn start(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap: bo
         upgrade_wake: Notify::new(),
         patch_pending: AtomicBool::new(false),
         stopped: AtomicBool::new(false),
+        keep_alive: Arc::new(crate::client::keepalive::KeepAlive::new()),
     });
     if own_role != ROLE_SPARE {
         start_replica(d, &rt, bootstrap).await?;
