@@ -160,8 +160,9 @@ impl Database {
 
     pub async fn query(&self, stmt: &Stmt) -> Result<Rows> {
         let q = bind_all(sqlx::query(&stmt.sql), &stmt.params);
-        let rows = q.fetch_all(&self.pool).await?;
-        rows_from(&rows, &stmt.sql, &self.pool).await
+        let mut conn = self.pool.acquire().await?;
+        let rows = q.fetch_all(&mut *conn).await?;
+        rows_from(&rows, &stmt.sql, &mut conn).await
     }
 
     /// Runs several reads in one read transaction: they all see the same state of the file.
@@ -170,7 +171,7 @@ impl Database {
         let mut sets = Vec::with_capacity(stmts.len());
         for stmt in stmts {
             let rows = bind_all(sqlx::query(&stmt.sql), &stmt.params).fetch_all(&mut *tx).await?;
-            sets.push(rows_from(&rows, &stmt.sql, &self.pool).await?);
+            sets.push(rows_from(&rows, &stmt.sql, &mut tx).await?);
         }
         tx.commit().await?;
         Ok(sets)
@@ -199,14 +200,16 @@ pub enum RawResult {
     Affected(u64),
 }
 
-async fn rows_from(rows: &[SqliteRow], sql: &str, pool: &SqlitePool) -> Result<Rows> {
+async fn rows_from(rows: &[SqliteRow], sql: &str, conn: &mut sqlx::SqliteConnection) -> Result<Rows> {
     let columns = match rows.first() {
         Some(r) => r.columns().iter().map(|c| c.name().to_string()).collect(),
         None => {
-            // No rows: ask SQLite for the column names so empty tables still print headers.
-            use sqlx::Executor;
-            match pool.describe(sql).await {
-                Ok(d) => d.columns().iter().map(|c| c.name().to_string()).collect(),
+            // No rows: the prepared statement (cached on this connection by the query just
+            // run) still names its columns, so empty tables print headers. (`describe` would
+            // give the same names at the cost of an EXPLAIN analysis.)
+            use sqlx::{Executor, Statement};
+            match conn.prepare(sql).await {
+                Ok(s) => s.columns().iter().map(|c| c.name().to_string()).collect(),
                 Err(_) => Vec::new(),
             }
         }
