@@ -34,7 +34,8 @@ pub async fn list(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>) ->
     select(db, project, node_id, None).await
 }
 
-/// Instances matching every filter given, read from one state of the database.
+/// Instances matching every filter given: one row each, their configuration, devices and
+/// profiles folded in as JSON by SQLite (a row costs far more to hand over than to build).
 async fn select(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>, name: Option<&str>) -> Result<Vec<Instance>> {
     let mut conds = Vec::new();
     let mut params: Vec<Value> = Vec::new();
@@ -51,77 +52,51 @@ async fn select(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>, name
         params.push(n.into());
     }
     let filter = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
-    let from = format!("FROM instances i JOIN projects p ON p.id = i.project_id {filter}");
-    let stmts = [
-        Stmt::new(
+    let rows = db
+        .query(&Stmt::new(
             format!(
                 "SELECT i.id, p.name, i.name, i.node_id, COALESCE(n.name, ''), i.architecture, i.ephemeral, i.stateful,
-                        i.description, i.creation_date, COALESCE(i.last_use_date, '')
+                        i.description, i.creation_date, COALESCE(i.last_use_date, ''),
+                        (SELECT json_group_object(c.key, c.value) FROM instances_config c WHERE c.instance_id = i.id),
+                        (SELECT json_group_object(d.name, json_patch(json_object('type', d.type),
+                                    (SELECT json_group_object(dc.key, dc.value) FROM instances_devices_config dc
+                                     WHERE dc.instance_device_id = d.id)))
+                         FROM instances_devices d WHERE d.instance_id = i.id),
+                        (SELECT json_group_array(name) FROM
+                            (SELECT pr.name AS name FROM instances_profiles ip JOIN profiles pr ON pr.id = ip.profile_id
+                             WHERE ip.instance_id = i.id ORDER BY ip.apply_order))
                  FROM instances i JOIN projects p ON p.id = i.project_id LEFT JOIN nodes n ON n.id = i.node_id {filter}
                  ORDER BY i.name"
             ),
-            params.clone(),
-        ),
-        Stmt::new(
-            format!("SELECT c.instance_id, c.key, c.value FROM instances_config c WHERE c.instance_id IN (SELECT i.id {from})"),
-            params.clone(),
-        ),
-        Stmt::new(
-            format!(
-                "SELECT d.instance_id, d.name, d.type, c.key, c.value FROM instances_devices d
-                 LEFT JOIN instances_devices_config c ON c.instance_device_id = d.id
-                 WHERE d.instance_id IN (SELECT i.id {from})"
-            ),
-            params.clone(),
-        ),
-        Stmt::new(
-            format!(
-                "SELECT ip.instance_id, pr.name FROM instances_profiles ip JOIN profiles pr ON pr.id = ip.profile_id
-                 WHERE ip.instance_id IN (SELECT i.id {from}) ORDER BY ip.instance_id, ip.apply_order"
-            ),
             params,
-        ),
-    ];
-    let [rows, config, devices, profiles] = db.query_many(stmts).await?;
-    let mut out: Vec<Instance> = rows
-        .rows
+        ))
+        .await?;
+    rows.rows
         .iter()
-        .map(|r| Instance {
-            id: int(r, 0),
-            project: text(r, 1),
-            name: text(r, 2),
-            node_id: int(r, 3),
-            location: text(r, 4),
-            architecture: text(r, 5),
-            ephemeral: int(r, 6) != 0,
-            stateful: int(r, 7) != 0,
-            description: text(r, 8),
-            created_at: text(r, 9),
-            last_used_at: text(r, 10),
-            ..Default::default()
+        .map(|r| {
+            Ok(Instance {
+                id: int(r, 0),
+                project: text(r, 1),
+                name: text(r, 2),
+                node_id: int(r, 3),
+                location: text(r, 4),
+                architecture: text(r, 5),
+                ephemeral: int(r, 6) != 0,
+                stateful: int(r, 7) != 0,
+                description: text(r, 8),
+                created_at: text(r, 9),
+                last_used_at: text(r, 10),
+                config: folded(r, 11)?,
+                devices: folded(r, 12)?,
+                profiles: folded(r, 13)?,
+            })
         })
-        .collect();
-    let index: BTreeMap<i64, usize> = out.iter().enumerate().map(|(i, x)| (x.id, i)).collect();
-    for r in &config.rows {
-        if let Some(&i) = index.get(&int(r, 0)) {
-            out[i].config.insert(text(r, 1), text(r, 2));
-        }
-    }
-    for r in &devices.rows {
-        if let Some(&i) = index.get(&int(r, 0)) {
-            let dev = out[i].devices.entry(text(r, 1)).or_default();
-            dev.insert("type".into(), text(r, 2));
-            if !matches!(r.get(3), Some(Value::Null) | None) {
-                dev.insert(text(r, 3), text(r, 4));
-            }
-        }
-    }
-    for r in &profiles.rows {
-        if let Some(&i) = index.get(&int(r, 0)) {
-            out[i].profiles.push(text(r, 1));
-        }
-    }
-    Ok(out)
+        .collect()
+}
+
+/// A column SQLite folded into JSON.
+fn folded<T: serde::de::DeserializeOwned>(row: &[Value], i: usize) -> Result<T> {
+    serde_json::from_str(&text(row, i)).map_err(|e| StoreError::Guard(format!("malformed folded column: {e}")))
 }
 
 pub async fn get(db: &GlobalDb, project: &str, name: &str) -> Result<Instance> {
