@@ -120,9 +120,12 @@ fn seed_flow_placement_forwarding_and_images() {
         ok(c.members[0].lxc(&["delete", n]));
     }
 
-    // Deleting the image removes it from every member.
+    // Deleting the image removes it (and the copies unpacked for containers) from every member.
+    let unpacked = |i: usize| c.members[i].lxd_dir().join("images").join(format!("{fp}.unpacked"));
+    assert!(unpacked(1).join("rootfs/bin/busybox").exists(), "node2 keeps the image unpacked for its containers");
     ok(c.members[2].lxc(&["image", "delete", "testimage"]));
     wait_for(Duration::from_secs(10), "image gone everywhere", || holders(&c, &fp).is_empty().then_some(()));
+    wait_for(Duration::from_secs(10), "unpacked copies gone", || (0..3).all(|i| !unpacked(i).exists()).then_some(()));
 
     // images_minimal_replica=1: only the importing member holds it, until a container made
     // elsewhere fetches it.

@@ -17,23 +17,16 @@ pub fn snapshot_url(instance: &str, snapshot: &str) -> String {
     format!("/1.0/instances/{instance}/snapshots/{snapshot}")
 }
 
-/// `cp -a src dst` (dst must not exist): keeps owners, modes and links.
+/// Copies the tree `src` to `dst` (which must not exist) as `cp -a` would, off the runtime.
 pub async fn copy_tree(src: &std::path::Path, dst: &std::path::Path) -> Result<()> {
     if let Some(parent) = dst.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::Internal(format!("creating {}: {e}", parent.display())))?;
     }
-    let out = tokio::process::Command::new("cp")
-        .arg("-a")
-        .arg(src)
-        .arg(dst)
-        .output()
+    let (src, dst) = (src.to_path_buf(), dst.to_path_buf());
+    tokio::task::spawn_blocking(move || crate::util::tree::copy(&src, &dst))
         .await
-        .map_err(|e| Error::Internal(format!("running cp: {e}")))?;
-    if !out.status.success() {
-        let _ = std::fs::remove_dir_all(dst);
-        return Err(Error::Internal(format!("copying {}: {}", src.display(), String::from_utf8_lossy(&out.stderr).trim())));
-    }
-    Ok(())
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(format!("copying: {e}")))
 }
 
 impl Daemon {

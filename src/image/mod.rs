@@ -86,13 +86,35 @@ pub fn store_copy(lxd_dir: &Path, fp: &str, data: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path(lxd_dir, fp)).map_err(|e| ImageError::Io(e.to_string()))
 }
 
-/// Unpacks an image into `dest` (which receives metadata.yaml, rootfs/ and templates/).
-pub fn unpack(lxd_dir: &Path, fp: &str, dest: &Path) -> Result<()> {
+/// Where the image is kept unpacked on this member (metadata.yaml, rootfs/, templates/).
+fn unpacked_dir(lxd_dir: &Path, fp: &str) -> PathBuf {
+    lxd_dir.join("images").join(format!("{fp}.unpacked"))
+}
+
+/// The image unpacked, made on first use: as LXD's `dir` driver keeps an image volume, the
+/// tarball is decompressed once per member and each container starts as a copy of it.
+fn unpacked(lxd_dir: &Path, fp: &str) -> Result<PathBuf> {
+    let dir = unpacked_dir(lxd_dir, fp);
+    if dir.join("rootfs").is_dir() {
+        return Ok(dir);
+    }
+    let tmp = lxd_dir.join("images").join(format!(".{fp}.unpacking-{}-{}", std::process::id(), crate::util::time::now_nanos()));
+    let made = untar(lxd_dir, fp, &tmp).and_then(|()| {
+        std::fs::rename(&tmp, &dir).or_else(|e| {
+            // Another creation unpacked it first: theirs is as good as ours.
+            if dir.join("rootfs").is_dir() { Ok(()) } else { Err(ImageError::Io(format!("keeping {}: {e}", dir.display()))) }
+        })
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    made.map(|()| dir)
+}
+
+fn untar(lxd_dir: &Path, fp: &str, dest: &Path) -> Result<()> {
     std::fs::create_dir_all(dest).map_err(|e| ImageError::Io(format!("creating {}: {e}", dest.display())))?;
     let out = std::process::Command::new("tar")
         .arg("-C")
         .arg(dest)
-        .args(["--numeric-owner", "--same-permissions", "-xf"])
+        .args(["--numeric-owner", "--same-permissions", "--xattrs", "--xattrs-include=*", "-xf"])
         .arg(path(lxd_dir, fp))
         .output()
         .map_err(|e| ImageError::Io(format!("running tar: {e}")))?;
@@ -105,9 +127,21 @@ pub fn unpack(lxd_dir: &Path, fp: &str, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dest` (which must not exist) holding the image's metadata.yaml, rootfs/ and
+/// templates/.
+pub fn unpack(lxd_dir: &Path, fp: &str, dest: &Path) -> Result<()> {
+    let source = unpacked(lxd_dir, fp)?;
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| ImageError::Io(format!("creating {}: {e}", parent.display())))?;
+    }
+    crate::util::tree::copy(&source, dest).map_err(|e| ImageError::Io(format!("Failed to create {}: {e}", dest.display())))
+}
+
+/// Removes the image's file and its unpacked copy from this member.
 pub fn remove(lxd_dir: &Path, fp: &str) {
     if valid_fingerprint(fp) {
         let _ = std::fs::remove_file(path(lxd_dir, fp));
+        let _ = std::fs::remove_dir_all(unpacked_dir(lxd_dir, fp));
     }
 }
 

@@ -1,6 +1,7 @@
 //! Small helpers with no knowledge of the rest of rxd.
 
 pub mod time;
+pub mod tree;
 
 /// A boxed, sendable future. Returned by the storage layer's async methods so that tasks
 /// holding them are provably `Send` (works around the compiler's higher-ranked lifetime limits
