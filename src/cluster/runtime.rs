@@ -44,6 +44,8 @@ pub struct Runtime {
     stopped: AtomicBool,
     /// Connections to the other members, kept between requests.
     keep_alive: Arc<crate::client::keepalive::KeepAlive>,
+    /// Operations another member started for a request this member forwarded: id → address.
+    pub operation_owners: super::forward::OperationOwners,
 }
 
 impl Runtime {
@@ -194,6 +196,7 @@ pub async fn start(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap: bo
         patch_pending: AtomicBool::new(false),
         stopped: AtomicBool::new(false),
         keep_alive: Arc::new(crate::client::keepalive::KeepAlive::new()),
+        operation_owners: Default::default(),
     });
     if own_role != ROLE_SPARE {
         start_replica(d, &rt, bootstrap).await?;

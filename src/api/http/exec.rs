@@ -90,14 +90,19 @@ pub fn upgrade(daemon: Arc<Daemon>, ws: Ws, op_id: String, query: HashMap<String
 async fn proxy(daemon: &Arc<Daemon>, client: WebSocket, op_id: &str, secret: &str) -> Result<(), String> {
     let rt = daemon.cluster_runtime().ok_or("not clustered")?;
     let path = format!("/1.0/operations/{op_id}");
-    let mut owner = None;
-    for address in crate::cluster::forward::online_others(daemon).await.map_err(|e| e.to_string())? {
-        if let Ok((200, _, _)) = crate::cluster::forward::send(daemon, &address, "GET", &path, None, &[]).await {
-            owner = Some(address);
-            break;
+    let owner = match rt.operation_owners.owner(op_id) {
+        Some(known) => known,
+        None => {
+            let mut found = None;
+            for address in crate::cluster::forward::online_others(daemon).await.map_err(|e| e.to_string())? {
+                if let Ok((200, _, _)) = crate::cluster::forward::send(daemon, &address, "GET", &path, None, &[]).await {
+                    found = Some(address);
+                    break;
+                }
+            }
+            found.ok_or("Operation not found")?
         }
-    }
-    let owner = owner.ok_or("Operation not found")?;
+    };
     let conn = rt.connect(&owner).map_err(|e| e.to_string())?;
     let upstream =
         conn.websocket(&format!("/1.0/operations/{op_id}/websocket?secret={secret}")).await.map_err(|e| e.to_string())?;

@@ -45,6 +45,13 @@ pub async fn operation_elsewhere(daemon: &Arc<Daemon>, req: &Request) -> Option<
     if req.cluster {
         return None;
     }
+    let known = operation_id(req).and_then(|id| daemon.cluster_runtime()?.operation_owners.owner(id));
+    if let Some(address) = known
+        && let Ok((status, headers, body)) = forward::send(daemon, &address, req.method.as_str(), &req.uri(), None, &[]).await
+        && status != 404
+    {
+        return Some(Response::forwarded(status, &headers, body));
+    }
     for address in forward::online_others(daemon).await.ok()? {
         if let Ok((status, headers, body)) = forward::send(daemon, &address, req.method.as_str(), &req.uri(), None, &[]).await
             && status != 404
@@ -53,6 +60,12 @@ pub async fn operation_elsewhere(daemon: &Arc<Daemon>, req: &Request) -> Option<
         }
     }
     None
+}
+
+/// The operation id in `/1.0/operations/<id>[/…]`.
+fn operation_id(req: &Request) -> Option<&str> {
+    let rest = req.path.strip_prefix("/1.0/operations/")?;
+    rest.split('/').next().filter(|id| !id.is_empty())
 }
 
 /// The operations of the other online members (as URLs or objects), for merging.
