@@ -40,6 +40,28 @@ impl Response {
     pub fn created(location: String) -> Response {
         Response::Sync { code: 201, metadata: serde_json::Value::Null, etag: None, location: Some(location) }
     }
+    /// A sync answer whose metadata is already JSON (large listings assembled from parts
+    /// without going through `serde_json::Value`).
+    pub fn sync_json(metadata: &serde_json::value::RawValue) -> Response {
+        #[derive(serde::Serialize)]
+        struct Sync<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            status: &'static str,
+            status_code: u16,
+            operation: &'static str,
+            error_code: u16,
+            error: &'static str,
+            metadata: &'a serde_json::value::RawValue,
+        }
+        let envelope =
+            Sync { kind: "sync", status: "Success", status_code: 200, operation: "", error_code: 0, error: "", metadata };
+        match serde_json::to_vec(&envelope) {
+            Ok(body) => Response::raw(200, "application/json", &[], body.into()),
+            Err(e) => Response::error(500, e.to_string()),
+        }
+    }
+
     /// Another member's answer, passed on unchanged.
     pub fn forwarded(status: u16, headers: &http::HeaderMap, body: bytes::Bytes) -> Response {
         let mut resp = warp::reply::Response::new(body.into());

@@ -2,9 +2,11 @@
 //! (requests for instances elsewhere were forwarded before reaching here), plus the cluster-wide
 //! listing and placement of new instances.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::Method;
+use serde_json::value::RawValue;
 
 use super::HResult;
 use crate::api::http::request::Request;
@@ -42,11 +44,16 @@ pub async fn collection(daemon: &Arc<Daemon>, req: &Request) -> HResult {
     }
     let with_state = req.recursion() >= 2;
     let profiles = crate::store::global::profiles::list(&daemon.global, scope).await?;
-    let mut out: Vec<Instance> = Vec::with_capacity(rows.len());
-    let remote =
-        if only_local || daemon.cluster_runtime().is_none() { Vec::new() } else { remote_listing(daemon, req, &rows).await };
+    let mut remote = if only_local || daemon.cluster_runtime().is_none() {
+        Default::default()
+    } else {
+        remote_listing(daemon, req, &rows).await
+    };
     let snapshot_counts =
         if with_state { crate::store::global::snapshots::counts(&daemon.global).await? } else { Default::default() };
+    let json = |i: &Instance| serde_json::value::to_raw_value(i).map_err(|e| crate::daemon::Error::Internal(e.to_string()));
+    // Other members' instances are passed on as they sent them, never re-parsed in full.
+    let mut out: Vec<Box<RawValue>> = Vec::with_capacity(rows.len());
     for r in &rows {
         if daemon.is_local(r) {
             let mut i = daemon.render_with(r, &profiles, with_state);
@@ -54,9 +61,9 @@ pub async fn collection(daemon: &Arc<Daemon>, req: &Request) -> HResult {
                 let has_snapshots = snapshot_counts.get(&r.id).is_some_and(|n| *n > 0);
                 i.snapshots = Some(if has_snapshots { super::snapshots::rendered(daemon, r).await } else { Vec::new() });
             }
+            out.push(json(&i)?);
+        } else if let Some(i) = remote.remove(&(r.project.clone(), r.name.clone())) {
             out.push(i);
-        } else if let Some(i) = remote.iter().find(|i| i.name == r.name && i.project == r.project) {
-            out.push(i.clone());
         } else {
             // The member is offline or did not answer: the instance is shown in error.
             let mut i = daemon.render_with(r, &profiles, false);
@@ -71,16 +78,33 @@ pub async fn collection(daemon: &Arc<Daemon>, req: &Request) -> HResult {
                     ..Default::default()
                 });
             }
-            out.push(i);
+            out.push(json(&i)?);
         }
     }
-    Ok(Response::sync(out))
+    Ok(Response::sync_json(&json_list(&out)?))
 }
 
-/// The instances of every other member that hosts some, asked in parallel.
-async fn remote_listing(daemon: &Arc<Daemon>, req: &Request, rows: &[store::Instance]) -> Vec<Instance> {
-    let Ok(online) = forward::online_others(daemon).await else { return Vec::new() };
-    let Ok(nodes) = crate::store::global::nodes::list(&daemon.global).await else { return Vec::new() };
+fn json_list(items: &[Box<RawValue>]) -> Result<Box<RawValue>, crate::daemon::Error> {
+    serde_json::value::to_raw_value(items).map_err(|e| crate::daemon::Error::Internal(e.to_string()))
+}
+
+/// The instances of every other member that hosts some, asked in parallel, by (project, name).
+async fn remote_listing(
+    daemon: &Arc<Daemon>,
+    req: &Request,
+    rows: &[store::Instance],
+) -> HashMap<(String, String), Box<RawValue>> {
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        metadata: Vec<Box<RawValue>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Key {
+        name: String,
+        project: String,
+    }
+    let Ok(online) = forward::online_others(daemon).await else { return HashMap::new() };
+    let Ok(nodes) = crate::store::global::nodes::list(&daemon.global).await else { return HashMap::new() };
     let hosting: Vec<String> = nodes
         .into_iter()
         .filter(|n| n.id != daemon.node_id() && online.contains(&n.address) && rows.iter().any(|r| r.node_id == n.id))
@@ -91,15 +115,17 @@ async fn remote_listing(daemon: &Arc<Daemon>, req: &Request, rows: &[store::Inst
         let path = path.clone();
         async move {
             match forward::send(daemon, address, "GET", &path, None, &[]).await {
-                Ok((200, _, body)) => serde_json::from_slice::<crate::api::Envelope>(&body)
-                    .ok()
-                    .and_then(|e| serde_json::from_value::<Vec<Instance>>(e.metadata).ok())
-                    .unwrap_or_default(),
+                Ok((200, _, body)) => serde_json::from_slice::<Listing>(&body).map(|l| l.metadata).unwrap_or_default(),
                 _ => Vec::new(),
             }
         }
     });
-    futures_util::future::join_all(asks).await.into_iter().flatten().collect()
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .filter_map(|raw| serde_json::from_str::<Key>(raw.get()).ok().map(|k| ((k.project, k.name), raw)))
+        .collect()
 }
 
 pub async fn item(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
