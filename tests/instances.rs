@@ -33,6 +33,14 @@ fn containers_run_exec_and_stop_with_both_clients() {
         assert!(out.contains(&format!("Starting {c}")), "{who}: {out}");
         let list = ok(run(&["list", "--format", "csv", "-c", "ns"]));
         assert!(list.contains(&format!("{c},RUNNING")), "{who}: {list}");
+        // The state shows the container's own loopback, counted by its network namespace.
+        ok(run(&["exec", &c, "--", "ping", "-c", "2", "-W", "1", "127.0.0.1"]));
+        let state: serde_json::Value =
+            serde_json::from_str(&ok(run(&["query", &format!("/1.0/instances/{c}/state")]))).expect("state JSON");
+        let lo = &state["network"]["lo"];
+        assert_eq!((lo["state"].as_str(), lo["type"].as_str()), (Some("up"), Some("loopback")), "{who}: {state}");
+        assert!(lo["mtu"].as_u64().is_some_and(|m| m > 0), "{who}: {state}");
+        assert!(lo["counters"]["packets_received"].as_u64().is_some_and(|n| n >= 4), "{who}: {state}");
 
         // Instance configuration through the instance's ETag'd PUT.
         ok(run(&["config", "set", &c, "user.color", "blue"]));

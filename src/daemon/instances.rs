@@ -672,12 +672,31 @@ impl Daemon {
 fn state_of(run: &RunState) -> InstanceState {
     let status = if run.running { InstanceStatus::Running } else { InstanceStatus::Stopped };
     let mut network = serde_json::Map::new();
-    if run.running {
+    for i in &run.interfaces {
+        let loopback = i.loopback;
+        let mut addresses = Vec::new();
+        if loopback && i.up {
+            // The container's loopback is brought up with its standard address.
+            addresses.push(serde_json::json!({"family": "inet", "address": "127.0.0.1", "netmask": "8", "scope": "local"}));
+        }
+        for (address, prefix) in &i.inet6 {
+            let scope = if loopback {
+                "local"
+            } else if address.starts_with("fe80") {
+                "link"
+            } else {
+                "global"
+            };
+            addresses
+                .push(serde_json::json!({"family": "inet6", "address": address, "netmask": prefix.to_string(), "scope": scope}));
+        }
         network.insert(
-            "lo".into(),
-            serde_json::json!({"addresses": [{"family": "inet", "address": "127.0.0.1", "netmask": "8", "scope": "local"}],
-                "counters": {"bytes_received": 0, "bytes_sent": 0, "packets_received": 0, "packets_sent": 0},
-                "hwaddr": "", "host_name": "", "mtu": 65536, "state": "up", "type": "loopback"}),
+            i.name.clone(),
+            serde_json::json!({"addresses": addresses,
+                "counters": {"bytes_received": i.rx_bytes, "bytes_sent": i.tx_bytes,
+                             "packets_received": i.rx_packets, "packets_sent": i.tx_packets},
+                "hwaddr": i.hwaddr, "host_name": "", "mtu": i.mtu, "state": if i.up { "up" } else { "down" },
+                "type": if loopback { "loopback" } else { "broadcast" }}),
         );
     }
     InstanceState {

@@ -22,6 +22,7 @@ pub struct RunState {
     pub running: bool,
     pub pid: i32,
     pub usage: cgroup::Usage,
+    pub interfaces: Vec<super::netdev::Interface>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +64,8 @@ impl Driver {
     pub fn state(&self, name: &str) -> RunState {
         match self.init_pid(name) {
             Some(pid) => {
-                RunState { running: true, pid, usage: cgroup::usage(&cgroup::load(&self.run_dir(name).join(spec::CGROUPS_FILE))) }
+                let usage = cgroup::usage(&cgroup::load(&self.run_dir(name).join(spec::CGROUPS_FILE)));
+                RunState { running: true, pid, usage, interfaces: super::netdev::read(pid) }
             }
             None => RunState::default(),
         }

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod files;
 pub mod monitor;
 pub mod mounts;
+pub mod netdev;
 pub mod spec;
 pub mod sys;
 
