@@ -75,6 +75,9 @@ fn containers_run_exec_and_stop_with_both_clients() {
             Some("hello\n"),
         );
         assert_eq!(stdout(&out).trim(), "hello:bar:/tmp", "{who}: {}", stderr(&out));
+        // --user / --group: the command runs with those ids inside the container.
+        let out = ok(run(&["exec", &c, "--user", "1000", "--group", "1001", "--", "sh", "-c", "echo $(id -u):$(id -g)"]));
+        assert_eq!(out.trim(), "1000:1001", "{who}");
         // Interactive: the command gets a terminal from the container's own devpts.
         let out = run(&["exec", &c, "-t", "--", "sh", "-c", "tty; exit 3"]);
         assert_eq!(out.status.code(), Some(3), "{who}: {}", stderr(&out));
