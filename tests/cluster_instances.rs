@@ -99,12 +99,19 @@ fn seed_flow_placement_forwarding_and_images() {
     let on3 = ok(c.members[0].stock(&["query", "/1.0/instances?target=node3"]));
     assert!(on3.contains("/1.0/instances/p2") && on3.contains("/1.0/instances/p3") && !on3.contains("p1"), "{on3}");
 
-    // Move to another member under a new name (stock client, as LXD's suite does).
+    // Move to another member under a new name (stock client, as LXD's suite does); its
+    // snapshots travel with it.
+    ok(c.members[0].lxc(&["snapshot", "p2", "before-move"]));
     ok(c.members[1].stock(&["move", "p2", "moved", "--target", "node2"]));
     assert_eq!(location(&c, 2, "moved"), Some(("STOPPED".into(), "node2".into())));
     assert!(location(&c, 2, "p2").is_none());
     assert!(c.members[1].lxd_dir().join("storage-pools/default/containers/moved/rootfs/bin/busybox").exists());
     assert!(!c.members[2].lxd_dir().join("storage-pools/default/containers/p2").exists());
+    let snap = "storage-pools/default/containers-snapshots";
+    assert!(c.members[1].lxd_dir().join(snap).join("moved/before-move/rootfs/bin/busybox").exists());
+    assert!(!c.members[2].lxd_dir().join(snap).join("p2").exists());
+    assert!(ok(c.members[2].stock(&["info", "moved"])).contains("before-move"));
+    ok(c.members[0].stock(&["restore", "moved", "before-move"]));
 
     // A member hosting instances is not removed without --force.
     let err = fails(c.members[0].lxc(&["cluster", "remove", "node3", "--yes"]));
@@ -147,6 +154,7 @@ fn offline_member_evacuation_and_restore() {
     let image = test_image();
     ok(c.members[0].lxc(&["image", "import", image.to_str().expect("path"), "--alias", "testimage"]));
     ok(c.members[0].lxc(&["launch", "testimage", "e1", "--target", "node1"]));
+    ok(c.members[0].lxc(&["snapshot", "e1", "keep"]));
     ok(c.members[0].lxc(&["launch", "testimage", "s1", "--target", "node1", "-c", "cluster.evacuate=stop"]));
     ok(c.members[0].lxc(&["init", "testimage", "x3", "--target", "node3"]));
 
@@ -166,6 +174,8 @@ fn offline_member_evacuation_and_restore() {
     // Restore: e1 comes back to node1 and runs; s1 starts again.
     ok(c.members[1].lxc(&["cluster", "restore", "node1", "--force"]));
     assert_eq!(location(&c, 2, "e1"), Some(("RUNNING".into(), "node1".into())));
+    assert!(ok(c.members[2].stock(&["info", "e1"])).contains("keep"), "e1's snapshot came back with it");
+    assert!(c.members[0].lxd_dir().join("storage-pools/default/containers-snapshots/e1/keep/rootfs").exists());
     assert_eq!(location(&c, 2, "s1"), Some(("RUNNING".into(), "node1".into())));
     let list = ok(c.members[1].lxc(&["cluster", "list", "--format", "csv"]));
     assert_eq!(member_row(&list, "node1").map(|r| r.1), Some("ONLINE".into()), "{list}");

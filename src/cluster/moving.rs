@@ -33,31 +33,37 @@ pub async fn move_instance(
     if !forward::online_others(d).await?.contains(&node.address) {
         return Err(Error::BadRequest("Target node is offline".into()));
     }
-    if !crate::store::global::snapshots::list(&d.global, project, name).await?.is_empty() {
-        return Err(Error::BadRequest(format!(
-            "Instance \"{name}\" has snapshots: moving snapshots between members is not supported; delete them or copy the instance"
-        )));
-    }
+    let snapshots = crate::store::global::snapshots::list(&d.global, project, name).await?;
     let key = driver_name(project, name);
     let was_running = d.driver.init_pid(&key).is_some();
     if was_running {
         d.stop_instance(&row, false, DEFAULT_STOP_TIMEOUT, false).await?;
     }
     let dir = d.instance_dir(&row).await?;
-    let archive = pack(&dir).await?;
-    let path = format!("/internal/instances/{name}/receive?project={project}");
-    let (status, _, body) = forward::send(d, &node.address, "POST", &path, Some(archive), &[]).await?;
-    if status != 200 {
-        return Err(Error::Internal(format!(
-            "member {target} could not receive the instance: {}",
-            String::from_utf8_lossy(&body)
-        )));
+    let snapshots_dir = d.snapshots_dir(&row).await?;
+    // The instance's files, then each snapshot's (their records follow the instance's).
+    let mut parts = vec![(String::new(), dir.clone())];
+    parts.extend(snapshots.iter().map(|s| (s.name.clone(), snapshots_dir.join(&s.name))));
+    for (snapshot, source) in &parts {
+        let archive = pack(source).await?;
+        let path = format!("/internal/instances/{name}/receive?project={project}&snapshot={snapshot}");
+        let (status, _, body) = forward::send(d, &node.address, "POST", &path, Some(archive), &[]).await?;
+        if status != 200 {
+            return Err(Error::Internal(format!(
+                "member {target} could not receive the instance: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
     }
     let mut b = Batch::new();
     store::move_to(&mut b, project, name, node.id);
     store::set_keys(&mut b, project, name, extra);
     d.global.apply(&b).await?;
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(snapshots_dir);
+    })
+    .await;
     d.driver.forget(&key);
     if was_running {
         let start = serde_json::json!({"action": "start", "timeout": 0, "force": false, "stateful": false});
@@ -123,10 +129,17 @@ pub async fn pack(dir: &std::path::Path) -> Result<Vec<u8>> {
     Ok(archive.stdout)
 }
 
-/// The target's side: unpacks the archive into this member's pool directory for the instance.
-pub async fn receive(d: &Daemon, project: &str, name: &str, archive: bytes::Bytes) -> Result<()> {
+/// The target's side: unpacks the archive into this member's pool directory for the instance,
+/// or for one of its snapshots.
+pub async fn receive(d: &Daemon, project: &str, name: &str, snapshot: Option<&str>, archive: bytes::Bytes) -> Result<()> {
     let row = d.instance_row(project, name).await?;
-    let dir = d.instance_dir(&row).await?;
+    let dir = match snapshot {
+        Some(s) => {
+            crate::daemon::profiles::validate_name("snapshot", s)?;
+            d.snapshots_dir(&row).await?.join(s)
+        }
+        None => d.instance_dir(&row).await?,
+    };
     unpack(&dir, &archive).await
 }
 

@@ -121,7 +121,8 @@ pub async fn image(daemon: &Arc<Daemon>, req: &Request, fp: &str) -> HResult {
 
 /// `/internal/instances/<name>/receive`: the files of an instance moving to this member.
 pub async fn receive_instance(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
-    crate::cluster::moving::receive(daemon, &req.project(), name, req.body.clone()).await?;
+    let snapshot = req.query("snapshot").filter(|s| !s.is_empty());
+    crate::cluster::moving::receive(daemon, &req.project(), name, snapshot, req.body.clone()).await?;
     Ok(Response::empty())
 }
 
