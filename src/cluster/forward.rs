@@ -54,6 +54,11 @@ pub async fn resolve_target(d: &Daemon, name: &str) -> Result<Option<String>> {
 
 /// The addresses of the other members that are online.
 pub async fn online_others(d: &Daemon) -> Result<Vec<String>> {
+    Ok(online_other_members(d).await?.into_iter().map(|n| n.address).collect())
+}
+
+/// The other members that are online.
+pub async fn online_other_members(d: &Daemon) -> Result<Vec<store_nodes::Node>> {
     let Some(rt) = d.cluster_runtime() else { return Ok(Vec::new()) };
     let cfg = global::config::get_all(&d.global).await?;
     let threshold = offline_threshold(&cfg);
@@ -62,7 +67,6 @@ pub async fn online_others(d: &Daemon) -> Result<Vec<String>> {
         .await?
         .into_iter()
         .filter(|n| n.id as u64 != rt.id && n.state != store_nodes::STATE_PENDING && heartbeat_fresh(n, threshold, now))
-        .map(|n| n.address)
         .collect())
 }
 

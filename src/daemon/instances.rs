@@ -179,7 +179,13 @@ impl Daemon {
 
     pub fn render_with(&self, row: &store::Instance, profiles: &[global::profiles::Profile], with_state: bool) -> Instance {
         let (expanded_config, expanded_devices) = merge_profiles(row, profiles);
-        let run = if self.is_local(row) { self.driver.state(&driver_name(&row.project, &row.name)) } else { RunState::default() };
+        // Usage and interfaces are read only when the state is shown; the status needs the pid alone.
+        let key = driver_name(&row.project, &row.name);
+        let run = match (self.is_local(row), with_state) {
+            (true, true) => self.driver.state(&key),
+            (true, false) => RunState { running: self.driver.init_pid(&key).is_some(), ..Default::default() },
+            (false, _) => RunState::default(),
+        };
         let status = if run.running { InstanceStatus::Running } else { InstanceStatus::Stopped };
         Instance {
             put: InstancePut {

@@ -103,13 +103,8 @@ async fn remote_listing(
         name: String,
         project: String,
     }
-    let Ok(online) = forward::online_others(daemon).await else { return HashMap::new() };
-    let Ok(nodes) = crate::store::global::nodes::list(&daemon.global).await else { return HashMap::new() };
-    let hosting: Vec<String> = nodes
-        .into_iter()
-        .filter(|n| n.id != daemon.node_id() && online.contains(&n.address) && rows.iter().any(|r| r.node_id == n.id))
-        .map(|n| n.address)
-        .collect();
+    let Ok(online) = forward::online_other_members(daemon).await else { return HashMap::new() };
+    let hosting: Vec<String> = online.into_iter().filter(|n| rows.iter().any(|r| r.node_id == n.id)).map(|n| n.address).collect();
     let path = format!("/1.0/instances?{}", req.raw_query);
     let asks = hosting.iter().map(|address| {
         let path = path.clone();
