@@ -536,7 +536,10 @@ impl Driver {
         Ok(())
     }
 
+    /// Applies committed entries, then publishes the new status, then answers their proposers:
+    /// whoever learns that its entry was applied also sees an applied index that includes it.
     async fn apply(&mut self, entries: Vec<Entry>) -> Result<(), RaftError> {
+        let mut outcomes = Vec::with_capacity(entries.len());
         for e in entries {
             if e.index <= self.applied {
                 continue;
@@ -570,7 +573,13 @@ impl Driver {
             };
             self.applied = e.index;
             self.applied_term = e.term;
-            self.resolve(e.index, e.term, result);
+            outcomes.push((e.index, e.term, result));
+        }
+        if !outcomes.is_empty() {
+            self.publish_status();
+        }
+        for (index, term, result) in outcomes {
+            self.resolve(index, term, result);
         }
         Ok(())
     }
