@@ -7,7 +7,7 @@ use std::io::{BufRead, Write};
 use argh::FromArgs;
 use rxd::client::Connection;
 use rxd::cluster::admin;
-use rxd::daemon::Paths;
+use rxd::paths::Paths;
 
 #[derive(FromArgs)]
 /// Low-level cluster administration commands.
@@ -167,7 +167,7 @@ pub async fn run(args: ClusterAdmin) -> anyhow::Result<()> {
             if conn.open().await.is_err() {
                 anyhow::bail!("The LXD daemon doesn't appear to be started (socket path: {})", paths.socket().display());
             }
-            let address = rxd::daemon::config::parse_address(&r.address, 8443).map_err(|e| anyhow::anyhow!(e))?;
+            let address = rxd::config::parse_address(&r.address, 8443)?;
             conn.request("DELETE", &format!("/internal/cluster/raft-node/{address}"), None, None).await?;
             Ok(())
         }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 use rxd::client::Connection;
-use rxd::daemon::{Daemon, Paths};
+use rxd::paths::Paths;
+use rxd::services::Member;
 
 use super::{fail, parse, runtime};
 
@@ -168,7 +169,7 @@ async fn shutdown(conn: Connection, timeout: u64) -> anyhow::Result<()> {
     // The API stops first; the daemon then stops its instances and leaves the cluster while it
     // still holds its directory lock.
     let paths = Paths::from_env();
-    while conn.open().await.is_ok() || rxd::daemon::running_pid(&paths).is_some() {
+    while conn.open().await.is_ok() || rxd::paths::running_pid(&paths).is_some() {
         if start.elapsed() >= Duration::from_secs(timeout) {
             anyhow::bail!("Daemon still running after {timeout}s timeout");
         }
@@ -239,11 +240,11 @@ async fn sql_offline(database: &str, query: &str) -> anyhow::Result<()> {
         anyhow::bail!("Failed to open local database: {} does not exist", paths.local_db().display());
     }
     let local = rxd::store::local::LocalDb::open(&paths.local_db()).await?;
-    let db = rxd::daemon::sql::SqlDb::Local(local.database());
+    let db = rxd::store::sql::SqlDb::Local(local.database());
     if query == ".dump" || query == ".schema" {
-        print!("{}", rxd::daemon::sql::dump_on(db, query == ".schema").await?);
+        print!("{}", rxd::store::sql::dump(db, query == ".schema").await?);
     } else {
-        let results = rxd::daemon::sql::run_on(db, query).await?;
+        let results = rxd::store::sql::run(db, query).await?;
         print_sql_results(serde_json::to_value(results)?.as_array().cloned().unwrap_or_default());
     }
     local.database().close().await;
@@ -298,12 +299,7 @@ async fn init(conn: Connection, opts: Init) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(
-    hub: Arc<rxd::daemon::events::EventHub>,
-    debug: bool,
-    verbose: bool,
-    logfile: Option<&str>,
-) -> anyhow::Result<()> {
+fn init_logging(hub: Arc<rxd::events::EventHub>, debug: bool, verbose: bool, logfile: Option<&str>) -> anyhow::Result<()> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let level = if debug {
@@ -315,7 +311,7 @@ fn init_logging(
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RXD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,rxd={level}")));
-    let events = rxd::daemon::events::LoggingLayer { hub };
+    let events = rxd::events::logging::LoggingLayer { hub };
     let registry = tracing_subscriber::registry().with(events);
     match logfile {
         Some(path) => {
@@ -349,56 +345,49 @@ fn run_daemon(group: Option<String>, debug: bool, verbose: bool, logfile: Option
 
 async fn serve(group: Option<String>, debug: bool, verbose: bool, logfile: Option<String>) -> anyhow::Result<()> {
     let paths = Paths::from_env();
-    let daemon = Daemon::open(paths.clone()).await?;
-    init_logging(daemon.events.clone(), debug, verbose, logfile.as_deref())?;
+    let member = Member::open(paths.clone()).await?;
+    init_logging(member.events.clone(), debug, verbose, logfile.as_deref())?;
     let socket = paths.socket();
     // We hold the directory lock, so any socket file left here is stale.
-    let _ = std::fs::remove_file(&socket);
+    match std::fs::remove_file(&socket) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            anyhow::bail!("cannot remove the stale socket {}: {e}", socket.display())
+        }
+        _ => {}
+    }
     let listener =
         tokio::net::UnixListener::bind(&socket).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", socket.display()))?;
     set_socket_access(&socket, group.as_deref())?;
 
-    let https = rxd::api::http::listeners::HttpsListeners::new(&daemon);
-    daemon.set_listener_control(https.clone());
-    let config = daemon.local.config().await?;
-    if let Some(addr) = config.get("core.https_address")
-        && let Err(e) = rxd::daemon::ListenerControl::set_https_address(&*https, Some(addr))
-    {
-        tracing::error!(address = %addr, error = %e, "cannot bind the HTTPS listener");
-    }
-    let cluster_listener = rxd::api::http::listeners::HttpsListeners::new(&daemon);
-    daemon.set_cluster_listener_control(cluster_listener.clone());
-    if let Err(e) = daemon.sync_cluster_listener(&config) {
-        tracing::error!(error = %e, "cannot bind the cluster listener");
-    }
-    rxd::cluster::runtime::resume(&daemon).await.map_err(|e| anyhow::anyhow!("cannot resume cluster membership: {e}"))?;
+    member.config.set_listeners(
+        rxd::server::listeners::HttpsListeners::new(&member),
+        rxd::server::listeners::HttpsListeners::new(&member),
+    );
+    member.config.listen().await?;
+    member.resume().await.map_err(|e| anyhow::anyhow!("cannot resume cluster membership: {e}"))?;
     tracing::info!(dir = %paths.dir.display(), "rxd daemon started");
-    {
-        let d = daemon.clone();
-        tokio::spawn(async move { d.resume_instances().await });
-    }
-    let server = tokio::spawn(rxd::api::http::serve_unix(daemon.clone(), listener));
+    let server = tokio::spawn(rxd::server::serve_unix(member.clone(), listener));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     tokio::select! {
-        _ = daemon.shutdown_requested() => {}
-        _ = term.recv() => daemon.begin_shutdown(),
-        _ = int.recv() => daemon.begin_shutdown(),
+        _ = member.shutdown.requested() => {}
+        _ = term.recv() => member.shutdown.begin(),
+        _ = int.recv() => member.shutdown.begin(),
     }
     tracing::info!("shutting down");
-    if daemon.fatal_error().is_none() {
-        daemon.stop_instances_for_shutdown().await;
-        rxd::cluster::rebalance::leave_gracefully(&daemon).await;
+    member.stop().await;
+    if let Err(e) = server.await {
+        tracing::warn!(error = %e, "the unix socket server ended abnormally");
     }
-    let _ = server.await;
-    let _ = rxd::daemon::ListenerControl::set_https_address(&*https, None);
-    let _ = rxd::daemon::ListenerControl::set_https_address(&*cluster_listener, None);
+    member.config.close_listeners();
     // Let in-flight responses (such as the answer to `lxd shutdown`) reach their clients.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    daemon.close().await;
-    let _ = std::fs::remove_file(&socket);
-    match daemon.fatal_error() {
+    member.close().await;
+    if let Err(e) = std::fs::remove_file(&socket) {
+        tracing::debug!(error = %e, "the socket was already gone");
+    }
+    match member.shutdown.fatal_reason() {
         Some(reason) => Err(anyhow::anyhow!(reason)),
         None => Ok(()),
     }

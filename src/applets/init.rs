@@ -132,11 +132,11 @@ pub async fn interactive(conn: &Connection, lxd_dir: &std::path::Path) -> anyhow
 fn address_question(p: &mut Prompter) -> anyhow::Result<String> {
     loop {
         let a = p.string("What IP address or DNS name should be used to reach this node?", &primary_ip())?;
-        if rxd::daemon::config::is_wildcard(&a) {
+        if rxd::config::is_wildcard(&a) {
             println!("Invalid input: the address cannot be a wildcard, try again.\n");
             continue;
         }
-        return rxd::daemon::config::parse_address(&a, 8443).map_err(|e| anyhow::anyhow!(e));
+        return rxd::config::parse_address(&a, 8443).map_err(|e| anyhow::anyhow!(e));
     }
 }
 
@@ -179,7 +179,7 @@ async fn join_questions(p: &mut Prompter, lxd_dir: &std::path::Path, address: &s
         None => {
             let name = p.string("What name should be used to identify this node in the cluster?", &hostname())?;
             let target = p.string("IP address or FQDN of an existing cluster member", "")?;
-            let target = rxd::daemon::config::parse_address(&target, 8443).map_err(|e| anyhow::anyhow!(e))?;
+            let target = rxd::config::parse_address(&target, 8443)?;
             let certificate = fetch_certificate(&target).await?;
             let fingerprint = tls::fingerprint_pem(&certificate)?;
             println!("Cluster fingerprint: {fingerprint}");

@@ -25,13 +25,6 @@ pub enum Target {
     Https { host_port: String, tls: Arc<rustls::ClientConfig> },
 }
 
-/// An API error as the server sent it.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub status: u16,
-    pub message: String,
-}
-
 /// A decoded reply: HTTP status, headers and envelope.
 #[derive(Debug)]
 pub struct Reply {
@@ -295,9 +288,9 @@ impl Connection {
         }
         let (status, headers, raw) = self.raw(method, path, data, &headers).await?;
         let envelope: Envelope = serde_json::from_slice(&raw)
-            .map_err(|_| ClientError::Api(format!("Failed to fetch {}: {status}", self.url(path))))?;
+            .map_err(|_| ClientError::api(status, format!("Failed to fetch {}: {status}", self.url(path))))?;
         if envelope.kind == "error" {
-            return Err(ClientError::Api(envelope.error));
+            return Err(ClientError::api(status, envelope.error));
         }
         Ok(Reply { status, headers, envelope })
     }
@@ -320,7 +313,7 @@ impl Connection {
                 serde_json::from_value(reply.envelope.metadata).map_err(|e| ClientError::Decode(e.to_string()))?;
             if op.status_code >= 200 {
                 if op.status_code != 200 {
-                    return Err(ClientError::Api(op.err));
+                    return Err(ClientError::api(0, op.err));
                 }
                 return Ok(op);
             }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{ClientError, Connection};
 use crate::api::{InitPreseed, config_value_to_string};
-use crate::daemon::config;
+use crate::config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreseedError {
@@ -59,7 +59,7 @@ pub fn validate(text: &str) -> Result<InitPreseed, PreseedError> {
     let doc: InitPreseed = serde_yaml::from_str(text).map_err(|e| PreseedError::Parse(e.to_string()))?;
     let invalid = |line: usize, message: String| PreseedError::Invalid { line, message };
     for (k, v) in yaml_map_to_strings(&doc.config) {
-        config::validate(&k, &v).map_err(|m| invalid(key_line(text, "config", &k), m))?;
+        config::validate(&k, &v).map_err(|m| invalid(key_line(text, "config", &k), m.0))?;
     }
     if !doc.networks.is_empty() {
         return Err(invalid(section_line(text, "networks"), "managed networks are not supported by this rxd release yet".into()));
@@ -351,7 +351,7 @@ pub async fn setup_join_trust(
     match Connection::https(address, pin.clone(), None)?.request("POST", "/1.0/certificates", Some(&body), None).await {
         Ok(_) => {}
         Err(e) if e.to_string().contains("already in trust store") => {}
-        Err(e) => return Err(ClientError::Api(format!("Failed to setup trust relationship with cluster: {e}"))),
+        Err(e) => return Err(ClientError::api(e.status(), format!("Failed to setup trust relationship with cluster: {e}"))),
     }
     let cluster: crate::api::Cluster = Connection::https(address, pin, Some(member))?.get_json("/1.0/cluster").await?;
     Ok(JoinTarget { address: address.to_string(), certificate: certificate.to_string(), member_config: cluster.member_config })

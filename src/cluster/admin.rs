@@ -8,10 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{ROLE_SPARE, ROLE_STANDBY, ROLE_VOTER};
-use crate::daemon::{Daemon, Error, Paths, Result, config, running_pid};
+use super::runtime::Runtime;
+use super::{Error, ROLE_SPARE, ROLE_STANDBY, ROLE_VOTER, Result};
+use crate::config::{self, address::DEFAULT_PORT};
+use crate::paths::{Paths, running_pid};
 use crate::raft::offline::{self, ReplicaFacts};
-use crate::store::Batch;
 use crate::store::local::{LocalDb, RaftNode};
 
 pub const GLOBAL_PATCH: &str = "patch.global.sql";
@@ -93,7 +94,7 @@ pub async fn plan_recovery(paths: &Paths) -> Result<RecoveryPlan> {
     if member.get("cluster.https_address").is_none_or(|a| a.is_empty()) {
         return Err(Error::BadRequest("This LXD instance is not clustered".into()));
     }
-    let address = config::cluster_address(&member).map_err(Error::BadRequest)?;
+    let address = config::cluster_address(&member)?;
     let nodes = local.raft_nodes().await?;
     local.database().close().await;
     let own = nodes.iter().find(|n| n.address == address).cloned();
@@ -185,7 +186,7 @@ pub async fn show(paths: &Paths) -> Result<String> {
             .map(|n| MemberYaml { id: n.id, name: n.name, address: n.address, role: role_name(n.role).into() })
             .collect(),
     };
-    out.push_str(&serde_yaml::to_string(&doc).map_err(|e| Error::Internal(e.to_string()))?);
+    out.push_str(&serde_yaml::to_string(&doc).map_err(|e| Error::Internal(format!("rendering the member list: {e}")))?);
     Ok(out)
 }
 
@@ -200,7 +201,7 @@ pub async fn edit(paths: &Paths, text: &str) -> Result<()> {
             "Can't edit cluster configuration as server isn't clustered (missing \"cluster.https_address\" config)".into(),
         ));
     };
-    let own_address = config::parse_address(&own_address, 8443).map_err(Error::BadRequest)?;
+    let own_address = config::parse_address(&own_address, DEFAULT_PORT)?;
     let doc: MembersYaml = serde_yaml::from_str(text).map_err(|e| Error::BadRequest(format!("Invalid YAML: {e}")))?;
     let current = local.raft_nodes().await?;
     if doc.members.len() < current.len() {
@@ -221,7 +222,7 @@ pub async fn edit(paths: &Paths, text: &str) -> Result<()> {
         if old.role == ROLE_SPARE && role == ROLE_VOTER {
             return Err(Error::BadRequest("A \"spare\" cluster member cannot become a \"voter\"".into()));
         }
-        let address = config::parse_address(&new.address, 8443).map_err(Error::BadRequest)?;
+        let address = config::parse_address(&new.address, DEFAULT_PORT)?;
         if config::is_wildcard(&address) {
             return Err(Error::BadRequest(format!("Wildcard addresses aren't allowed: {}", new.address)));
         }
@@ -261,43 +262,39 @@ pub async fn edit(paths: &Paths, text: &str) -> Result<()> {
     let mut patch = String::new();
     for (new, old) in edited.iter().zip(&current) {
         if new.address != old.address {
-            patch.push_str(&format!("UPDATE nodes SET address = '{}' WHERE id = {};\n", new.address.replace('\'', "''"), new.id));
+            patch.push_str(&crate::store::global::nodes::set_address_sql(new.id as i64, &new.address));
         }
     }
     if !patch.is_empty() {
         use std::io::Write;
         let path = paths.database().join(GLOBAL_PATCH);
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
-        f.write_all(patch.as_bytes()).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut f =
+            std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(Error::io("cannot write", &path))?;
+        f.write_all(patch.as_bytes()).map_err(Error::io("cannot write", &path))?;
     }
     Ok(())
 }
 
 /// At start: applies queued `nodes` address changes through the cluster once it can write.
-pub fn spawn_global_patch(d: Arc<Daemon>, rt: Arc<super::runtime::Runtime>) {
-    let path = d.paths.database().join(GLOBAL_PATCH);
+pub fn spawn_global_patch(rt: Arc<Runtime>) {
+    let path = rt.env.paths.database().join(GLOBAL_PATCH);
     let Ok(text) = std::fs::read_to_string(&path) else { return };
     rt.patch_pending.store(true, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(async move {
-        let mut b = Batch::new();
-        for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            b.push(stmt, vec![]);
-        }
+        let b = crate::store::sql::patch_batch(&text);
         loop {
-            if rt.is_stopped() || d.is_shutting_down() {
+            if rt.is_stopped() {
                 return;
             }
-            match d.global.apply(&b).await {
+            match rt.env.global.apply(&b).await {
                 Ok(_) => break,
                 Err(e) => tracing::debug!(error = %e, "queued database patch not applied yet"),
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
-        let _ = std::fs::rename(&path, path.with_extension("sql.applied"));
+        if let Err(e) = std::fs::rename(&path, path.with_extension("sql.applied")) {
+            tracing::warn!(error = %e, "the applied patch file could not be set aside");
+        }
         rt.patch_pending.store(false, std::sync::atomic::Ordering::SeqCst);
         tracing::info!("applied the queued database patch");
     });

@@ -51,16 +51,6 @@ pub struct ClusterDb {
     pub rt: Arc<Runtime>,
 }
 
-/// Maps an error status from the leader back to the store error it came from.
-fn from_status(status: u16, message: String) -> StoreError {
-    match status {
-        404 => StoreError::NotFound(message),
-        409 => StoreError::Conflict(message),
-        503 => StoreError::Unavailable(message),
-        _ => StoreError::Guard(message),
-    }
-}
-
 impl ClusterDb {
     /// Runs `req` on this node if it leads, otherwise on the leader.
     async fn run(&self, req: DbRequest) -> Result<DbResponse, StoreError> {
@@ -159,11 +149,16 @@ impl ClusterDb {
 /// The header asking a replica that is not the leader to pass a request on to its leader.
 pub const RELAY_HEADER: &str = "x-rxd-relay";
 
+/// What a member answers (503) when it neither leads nor knows a leader to relay to: the
+/// caller tries elsewhere. Any other error is the leader's verdict on the request.
+pub const NO_LEADER_HERE: &str = "no leader here; try the leader";
+
 /// Sends a database request to the member at `address`; with `relay`, a member that does not
 /// lead passes it on to its leader once.
 pub async fn forward(rt: &Runtime, address: &str, req: &DbRequest, relay: bool) -> Result<DbResponse, Retry> {
     let conn = rt.connect(address).map_err(|_| Retry::Later)?;
-    let body = serde_json::to_vec(req).map_err(|e| Retry::Fail(StoreError::Guard(e.to_string())))?;
+    let body =
+        serde_json::to_vec(req).map_err(|e| Retry::Fail(StoreError::Internal(format!("encoding a database request: {e}"))))?;
     let headers: Vec<(&str, String)> = if relay { vec![(RELAY_HEADER, "1".into())] } else { vec![] };
     let sent = tokio::time::timeout(DEADLINE, conn.raw("POST", "/internal/db", Some(body), &headers)).await;
     let Ok(Ok((status, _, bytes))) = sent else { return Err(Retry::Later) };
@@ -171,11 +166,15 @@ pub async fn forward(rt: &Runtime, address: &str, req: &DbRequest, relay: bool) 
     if envelope.kind == "error" {
         return match status {
             // 403: the member has not seen our certificate yet (we are joining).
-            503 | 403 => Err(Retry::Later),
-            s => Err(Retry::Fail(from_status(s, envelope.error))),
+            403 => Err(Retry::Later),
+            // The leader's own verdict (its error kind, unchanged), unless it is "no leader
+            // here": only a member that cannot reach a leader says 503 without a reason.
+            503 if envelope.error == NO_LEADER_HERE => Err(Retry::Later),
+            s => Err(Retry::Fail(StoreError::from_status(s, envelope.error))),
         };
     }
-    serde_json::from_value(envelope.metadata).map_err(|e| Retry::Fail(StoreError::Guard(e.to_string())))
+    serde_json::from_value(envelope.metadata)
+        .map_err(|e| Retry::Fail(StoreError::Internal(format!("decoding the leader's answer: {e}"))))
 }
 
 /// `POST /internal/db` on this member: the leader runs the request; a replica asked to relay
@@ -203,7 +202,7 @@ impl Replicated for ClusterDb {
         Box::pin(async move {
             match self.run(DbRequest::Apply { batch: batch.clone() }).await? {
                 DbResponse::Applied { affected } => Ok(affected),
-                DbResponse::Rows { .. } => Err(StoreError::Guard("unexpected answer to a write".into())),
+                DbResponse::Rows { .. } => Err(StoreError::Internal("unexpected answer to a write".into())),
             }
         })
     }
@@ -212,8 +211,17 @@ impl Replicated for ClusterDb {
         Box::pin(async move {
             match self.run(DbRequest::Query { stmts: stmts.to_vec() }).await? {
                 DbResponse::Rows { sets } if sets.len() == stmts.len() => Ok(sets),
-                _ => Err(StoreError::Guard("unexpected answer to a read".into())),
+                _ => Err(StoreError::Internal("unexpected answer to a read".into())),
             }
+        })
+    }
+
+    fn query_local<'a>(&'a self, stmts: &'a [Stmt]) -> BoxFuture<'a, Result<Vec<Rows>, StoreError>> {
+        Box::pin(async move {
+            let raft = self.rt.raft().ok_or_else(|| StoreError::Unavailable("this member holds no database replica".into()))?;
+            let db = raft.state_machine.database();
+            let db = db.read().await;
+            db.query_many(stmts).await
         })
     }
 }

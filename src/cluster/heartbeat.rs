@@ -1,16 +1,19 @@
 //! Heartbeats. The raft leader contacts every member each `cluster.offline_threshold / 2`,
-//! telling it the member list with database roles and the highest version in the cluster, and
-//! records who answered in `nodes.heartbeat`; a member whose last heartbeat is older than the
-//! threshold is OFFLINE. After each round the leader rebalances roles. A member receiving a
-//! heartbeat takes the role listed for it and learns the other members' addresses.
+//! telling it the member list with database roles, the member directory and the highest
+//! version in the cluster, and records who answered in `nodes.heartbeat`; a member whose last
+//! heartbeat is older than the threshold is OFFLINE. After each round the leader rebalances
+//! roles. A member receiving a heartbeat takes the role listed for it and the leader's copy
+//! of the directory. A member coming back is announced by an extra round at once, so every
+//! member sees it online without waiting a whole interval.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::directory::Peer;
 use super::rebalance::{self, current_members, offline_threshold};
 use super::runtime::{self, Runtime};
+use super::{Error, Result};
 use crate::api::{Heartbeat, ReplicaPosition};
-use crate::daemon::{Daemon, Error, Result};
 use crate::store::Batch;
 use crate::store::global::{self, nodes as store_nodes};
 use crate::util::time;
@@ -18,17 +21,17 @@ use crate::util::time;
 /// How long one member may take to answer a heartbeat.
 const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
-pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
+pub fn spawn(rt: Arc<Runtime>) {
     tokio::spawn(async move {
         let mut was_leader = false;
         let mut next = tokio::time::Instant::now();
         loop {
-            if rt.is_stopped() || d.is_shutting_down() {
+            if rt.is_stopped() {
                 return;
             }
             let leader = rt.is_leader() && !rt.patch_pending.load(std::sync::atomic::Ordering::SeqCst);
             if leader && (!was_leader || tokio::time::Instant::now() >= next) {
-                let interval = match round(&d, &rt).await {
+                let interval = match round(&rt).await {
                     Ok(i) => i,
                     Err(e) => {
                         tracing::debug!(error = %e, "heartbeat round failed");
@@ -77,22 +80,45 @@ pub fn own_position(rt: &Runtime) -> Option<ReplicaPosition> {
 }
 
 /// One heartbeat round; returns the time until the next.
-async fn round(d: &Arc<Daemon>, rt: &Arc<Runtime>) -> Result<Duration> {
-    let cfg = global::config::get_all(&d.global).await?;
-    let interval = offline_threshold(&cfg) / 2;
+async fn round(rt: &Arc<Runtime>) -> Result<Duration> {
+    let env = &rt.env;
+    let cfg = global::config::get_all(&env.global).await?;
+    let threshold = offline_threshold(&cfg);
+    let interval = threshold / 2;
     // A membership change in progress sends its own news; try again shortly.
-    let Ok(guard) = d.membership_lock.try_lock() else { return Ok(Duration::from_secs(1)) };
-    let members = current_members(d, rt).await?;
-    let all = global::nodes::list(&d.global).await?;
+    let Ok(guard) = rt.membership.try_lock() else { return Ok(Duration::from_secs(1)) };
+    let members = current_members(rt).await?;
+    let all = global::nodes::list(&env.global).await?;
     let (schema, api) = all.iter().map(|n| (n.schema, n.api_extensions)).max().unwrap_or_default();
     let list: Vec<_> = members.iter().map(|(_, m)| m.clone()).collect();
-    let positions = d.local.replica_positions().await.unwrap_or_default();
+    let positions = env.local.replica_positions().await.unwrap_or_default();
     let positions = positions
         .into_iter()
         .map(|p| ReplicaPosition { id: p.id, last_index: p.last_index, term: p.term, seen_at: p.seen_at })
         .chain(own_position(rt))
         .collect();
-    let hb = Heartbeat { members: list.clone(), schema, api, time: time::rfc3339(time::now_nanos()), leader: rt.id, positions };
+    // What this leader knows of every member's liveness (the last round's answers).
+    let known: Vec<Peer> = rt.directory.peers().unwrap_or_default();
+    let directory: Vec<Peer> = all
+        .iter()
+        .map(|n| {
+            let mut p = Peer::from_node(n);
+            if let Some(k) = known.iter().find(|k| k.id == p.id) {
+                p.heartbeat = p.heartbeat.max(k.heartbeat);
+            }
+            p
+        })
+        .collect();
+    let hb = Heartbeat {
+        members: list.clone(),
+        schema,
+        api,
+        time: time::rfc3339(time::now_nanos()),
+        leader: rt.id,
+        positions,
+        directory: directory.iter().map(Peer::entry).collect(),
+        offline_threshold: threshold.as_secs(),
+    };
     let body = serde_json::to_value(&hb).map_err(|e| Error::Internal(e.to_string()))?;
     let others = members.iter().filter(|(_, m)| m.id != rt.id);
     let answers = futures_util::future::join_all(others.map(|(n, m)| {
@@ -103,26 +129,34 @@ async fn round(d: &Arc<Daemon>, rt: &Arc<Runtime>) -> Result<Duration> {
     drop(guard);
     let heard: Vec<_> =
         answers.iter().filter_map(|(_, a)| a.clone().flatten()).chain(own_position(rt)).map(local_position).collect();
-    let _ = d.local.record_replica_positions(&heard).await;
+    if let Err(e) = env.local.record_replica_positions(&heard).await {
+        tracing::debug!(error = %e, "replica positions not recorded");
+    }
     let mut alive: Vec<i64> = answers.iter().filter(|(_, a)| a.is_some()).map(|(id, _)| *id as i64).collect();
     alive.push(rt.id as i64);
+    let now = time::now_nanos();
     let mut b = Batch::new();
-    store_nodes::heartbeat(&mut b, &alive, &time::rfc3339(time::now_nanos()));
-    d.global.apply(&b).await?;
+    store_nodes::heartbeat(&mut b, &alive, &time::rfc3339(now));
+    env.global.apply(&b).await?;
+    rt.directory.replace(directory, threshold);
+    let revived = rt.directory.heard(&alive, now);
     // The leader's own copy of the member list (names and spares included).
-    let nodes: Vec<crate::store::local::RaftNode> = list
-        .iter()
-        .map(|m| crate::store::local::RaftNode { id: m.id, address: m.address.clone(), role: m.role, name: m.name.clone() })
-        .collect();
-    if d.local.raft_nodes().await.ok().as_ref() != Some(&nodes) {
-        let _ = d.local.replace_raft_nodes(&nodes).await;
+    let nodes = runtime::raft_nodes(&list);
+    if env.local.raft_nodes().await.ok().as_ref() != Some(&nodes)
+        && let Err(e) = env.local.replace_raft_nodes(&nodes).await
+    {
+        tracing::warn!(error = %e, "cannot record the member list");
     }
     rt.set_members(list);
     if members.len() > 1
-        && let Ok(_guard) = d.membership_lock.try_lock()
-        && let Err(e) = rebalance::rebalance_locked(d).await
+        && let Ok(_guard) = rt.membership.try_lock()
+        && let Err(e) = rebalance::rebalance_locked(rt).await
     {
         tracing::warn!(error = %e, "rebalancing database roles failed");
+    }
+    if !revived.is_empty() {
+        tracing::debug!(members = ?revived, "members answered again: announcing it now");
+        return Ok(Duration::ZERO);
     }
     Ok(interval)
 }
@@ -132,28 +166,38 @@ fn local_position(p: ReplicaPosition) -> crate::store::local::ReplicaPosition {
 }
 
 /// A member's side of a heartbeat; answers with this member's replica position.
-pub async fn receive(d: &Arc<Daemon>, hb: Heartbeat) -> Result<Option<ReplicaPosition>> {
-    if d.is_shutting_down() {
+pub async fn receive(rt: &Arc<Runtime>, hb: Heartbeat) -> Result<Option<ReplicaPosition>> {
+    if rt.env.shutdown.is_requested() {
         return Err(Error::Unavailable("Shutting down".into()));
     }
-    let rt = d.cluster_runtime().ok_or_else(|| Error::BadRequest("This server is not clustered".into()))?;
     if hb.members.is_empty() {
         return Err(Error::BadRequest("Empty raft member set received".into()));
     }
     if rt.is_leader() {
-        return Ok(own_position(&rt));
+        return Ok(own_position(rt));
     }
-    let _ = d.local.record_replica_positions(&hb.positions.iter().cloned().map(local_position).collect::<Vec<_>>()).await;
+    let positions: Vec<_> = hb.positions.iter().cloned().map(local_position).collect();
+    if let Err(e) = rt.env.local.record_replica_positions(&positions).await {
+        tracing::debug!(error = %e, "replica positions not recorded");
+    }
     if let Some(own) = hb.members.iter().find(|m| m.id == rt.id) {
-        d.events.set_location(&own.name);
+        rt.env.events.set_location(&own.name);
+    }
+    if !hb.directory.is_empty() {
+        let now = time::now_nanos();
+        let threshold =
+            if hb.offline_threshold > 0 { Duration::from_secs(hb.offline_threshold) } else { rt.directory.threshold() };
+        rt.directory.replace(hb.directory.iter().map(Peer::from_entry).collect(), threshold);
+        // The leader and this member are alive: this message is the proof.
+        rt.directory.heard(&[hb.leader as i64, rt.id as i64], now);
     }
     rt.set_leader_hint(hb.leader);
-    super::upgrade::observe(d, hb.schema, hb.api);
+    super::upgrade::observe(rt, hb.schema, hb.api);
     // A role change in progress on this member finishes first; the next heartbeat catches up.
-    if let Ok(_guard) = d.membership_lock.try_lock() {
-        runtime::reconcile_role(d, &rt, &hb.members).await?;
+    if let Ok(_guard) = rt.membership.try_lock() {
+        runtime::reconcile_role(rt, &hb.members).await?;
     } else {
         rt.set_members(hb.members);
     }
-    Ok(own_position(&rt))
+    Ok(own_position(rt))
 }

@@ -4,14 +4,16 @@
 //! lowest member id.
 
 use super::rebalance::{heartbeat_fresh, offline_threshold};
-use crate::daemon::{Daemon, Error, Result};
+use super::runtime::Runtime;
+use super::{Error, Result};
 use crate::store::global::{self, instances, nodes};
 use crate::util::time;
 
 /// The chosen member: None for this member, else (name, address).
-pub async fn choose(d: &Daemon, target: Option<&str>) -> Result<Option<(String, String)>> {
-    let all = nodes::list(&d.global).await?;
-    let self_id = d.node_id();
+pub async fn choose(rt: &Runtime, target: Option<&str>) -> Result<Option<(String, String)>> {
+    let db = &rt.env.global;
+    let all = nodes::list(db).await?;
+    let self_id = rt.id as i64;
     let found = |n: &nodes::Node| if n.id == self_id { None } else { Some((n.name.clone(), n.address.clone())) };
     let group = match target {
         Some(t) if t.starts_with('@') => Some(t.trim_start_matches('@').to_string()),
@@ -27,16 +29,16 @@ pub async fn choose(d: &Daemon, target: Option<&str>) -> Result<Option<(String, 
         }
         None => None,
     };
-    let extras = nodes::extras(&d.global).await?;
+    let extras = nodes::extras(db).await?;
     if let Some(g) = &group
-        && !global::cluster_groups::list(&d.global).await?.iter().any(|x| &x.name == g)
+        && !global::cluster_groups::list(db).await?.iter().any(|x| &x.name == g)
     {
         return Err(Error::BadRequest(format!("Cluster group \"{g}\" doesn't exist")));
     }
-    let cfg = global::config::get_all(&d.global).await?;
+    let cfg = global::config::get_all(db).await?;
     let threshold = offline_threshold(&cfg);
     let now = time::now_nanos();
-    let counts = instances::count_by_node(&d.global).await?;
+    let counts = instances::count_by_node(db).await?;
     let best = all
         .iter()
         .filter(|n| n.state == nodes::STATE_CREATED)

@@ -8,19 +8,16 @@ use std::time::Duration;
 
 use super::roles::{self, Change, Seat};
 use super::runtime::Runtime;
-use super::{ROLE_SPARE, ROLE_STANDBY, ROLE_VOTER};
+use super::{Error, ROLE_SPARE, ROLE_STANDBY, ROLE_VOTER, Result};
 use crate::api::{AssignRequest, RaftMember};
-use crate::daemon::config::effective_i64;
-use crate::daemon::{Daemon, Error, Result};
+use crate::config::effective_i64;
 use crate::raft::{Membership, RaftError, RaftHandle};
 use crate::store::global::{self, nodes::Node};
 use crate::util::time;
 
-/// The leader's runtime and raft handle, or an error telling the caller to retry elsewhere.
-pub fn leader_raft(d: &Daemon) -> Result<(Arc<Runtime>, RaftHandle)> {
-    let rt = d.cluster_runtime().ok_or_else(|| Error::BadRequest("This server is not clustered".into()))?;
-    let raft = rt.raft().filter(|r| r.status().is_leader).ok_or_else(|| Error::Unavailable("not the leader".into()))?;
-    Ok((rt, raft))
+/// This member's raft handle while it leads, or an error telling the caller to retry elsewhere.
+pub fn leader_raft(rt: &Runtime) -> Result<RaftHandle> {
+    rt.raft().filter(|r| r.status().is_leader).ok_or_else(|| Error::Unavailable("not the leader".into()))
 }
 
 /// After adding a replica, heartbeat it often for a few seconds: it is usually still starting,
@@ -43,15 +40,15 @@ pub async fn change_with_retry(raft: &RaftHandle, change: Membership) -> Result<
             Err(RaftError::ChangeInProgress | RaftError::Dropped) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
-            Err(e) => return Err(super::membership::raft_error(e)),
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
 /// Every admitted member with its database role in the leader's raft configuration.
-pub async fn current_members(d: &Daemon, rt: &Runtime) -> Result<Vec<(Node, RaftMember)>> {
+pub async fn current_members(rt: &Runtime) -> Result<Vec<(Node, RaftMember)>> {
     let st = rt.raft().map(|r| r.status()).unwrap_or_default();
-    let nodes = global::nodes::list(&d.global).await?;
+    let nodes = global::nodes::list(&rt.env.global).await?;
     Ok(nodes
         .into_iter()
         .filter(|n| n.state != global::nodes::STATE_PENDING)
@@ -80,10 +77,10 @@ pub fn heartbeat_fresh(node: &Node, threshold: Duration, now_nanos: i64) -> bool
     time::parse_rfc3339(&node.heartbeat).is_some_and(|hb| now_nanos - hb <= threshold.as_nanos() as i64)
 }
 
-async fn seats(d: &Daemon, rt: &Runtime) -> Result<(Vec<Seat>, Vec<(Node, RaftMember)>, usize, usize)> {
-    let cfg = global::config::get_all(&d.global).await?;
+async fn seats(rt: &Runtime) -> Result<(Vec<Seat>, Vec<(Node, RaftMember)>, usize, usize)> {
+    let cfg = global::config::get_all(&rt.env.global).await?;
     let threshold = offline_threshold(&cfg);
-    let members = current_members(d, rt).await?;
+    let members = current_members(rt).await?;
     let now = time::now_nanos();
     let mut domains: Vec<&str> = members.iter().map(|(n, _)| n.failure_domain.as_str()).collect();
     domains.sort();
@@ -119,7 +116,8 @@ async fn reachable(address: &str) -> bool {
 /// Tells a member the role it now has (and, for a new replica, waits until it caught up).
 async fn assign(rt: &Runtime, address: &str, raft_nodes: Vec<RaftMember>, catch_up_to: u64) -> Result<()> {
     let conn = rt.connect(address)?;
-    let body = serde_json::to_value(AssignRequest { raft_nodes, catch_up_to }).map_err(|e| Error::Internal(e.to_string()))?;
+    let body = serde_json::to_value(AssignRequest { raft_nodes, catch_up_to })
+        .map_err(|e| Error::Internal(format!("encoding a role assignment: {e}")))?;
     match tokio::time::timeout(Duration::from_secs(30), conn.request("POST", "/internal/cluster/assign", Some(&body), None)).await
     {
         Ok(Ok(_)) => Ok(()),
@@ -163,13 +161,13 @@ async fn apply(rt: &Runtime, raft: &RaftHandle, change: Change, members: &[(Node
 
 /// Moves roles until the layout matches `cluster.max_voters` and `cluster.max_standby`.
 /// Leader only; the caller holds the membership lock.
-pub async fn rebalance_locked(d: &Arc<Daemon>) -> Result<()> {
-    let (rt, raft) = leader_raft(d)?;
+pub async fn rebalance_locked(rt: &Arc<Runtime>) -> Result<()> {
+    let raft = leader_raft(rt)?;
     let mut changed = false;
     for _ in 0..16 {
-        let (seats, members, max_voters, max_standby) = seats(d, &rt).await?;
+        let (seats, members, max_voters, max_standby) = seats(rt).await?;
         let Some(change) = roles::adjust(&seats, rt.id, max_voters, max_standby) else { break };
-        apply(&rt, &raft, change, &members).await?;
+        apply(rt, &raft, change, &members).await?;
         changed = true;
     }
     if changed {
@@ -180,23 +178,21 @@ pub async fn rebalance_locked(d: &Arc<Daemon>) -> Result<()> {
 
 /// An explicit rebalance (after a join, a removal or a limit change); the members hear the
 /// new layout at once.
-pub async fn rebalance(d: &Arc<Daemon>) -> Result<()> {
-    let _guard = d.membership_lock.lock().await;
-    let result = rebalance_locked(d).await;
-    if let Some(rt) = d.cluster_runtime() {
-        rt.heartbeat_now.notify_one();
-    }
+pub async fn rebalance(rt: &Arc<Runtime>) -> Result<()> {
+    let _guard = rt.membership.lock().await;
+    let result = rebalance_locked(rt).await;
+    rt.heartbeat_now.notify_one();
     result
 }
 
 /// `DELETE /internal/cluster/raft-node/<address>` on the leader: takes a leftover member out of
 /// the raft configuration (one removed uncleanly), then rebalances.
-pub async fn remove_raft_node(d: &Arc<Daemon>, address: &str) -> Result<()> {
-    let address = crate::daemon::config::parse_address(address, 8443).map_err(Error::BadRequest)?;
-    let _guard = d.membership_lock.lock().await;
-    let (rt, raft) = leader_raft(d).map_err(|_| Error::Internal("Failed to get current raft nodes: Not leader".into()))?;
+pub async fn remove_raft_node(rt: &Arc<Runtime>, address: &str) -> Result<()> {
+    let address = crate::config::parse_address(address, crate::config::address::DEFAULT_PORT)?;
+    let _guard = rt.membership.lock().await;
+    let raft = leader_raft(rt).map_err(|_| Error::Internal("Failed to get current raft nodes: Not leader".into()))?;
     let st = raft.status();
-    let known = d.local.raft_nodes().await?;
+    let known = rt.env.local.raft_nodes().await?;
     let id = st
         .voters
         .iter()
@@ -212,7 +208,7 @@ pub async fn remove_raft_node(d: &Arc<Daemon>, address: &str) -> Result<()> {
     }
     change_with_retry(&raft, Membership::Remove { id }).await?;
     rt.transport.retain(|peer| peer != id);
-    if let Err(e) = rebalance_locked(d).await {
+    if let Err(e) = rebalance_locked(rt).await {
         tracing::warn!(error = %e, "rebalancing after removing a raft member failed");
     }
     rt.heartbeat_now.notify_one();
@@ -220,31 +216,32 @@ pub async fn remove_raft_node(d: &Arc<Daemon>, address: &str) -> Result<()> {
 }
 
 /// Asks for a rebalance soon: on the leader directly, elsewhere through the leader.
-pub fn nudge(d: &Arc<Daemon>) {
-    let Some(rt) = d.cluster_runtime() else { return };
-    let d = d.clone();
+pub fn nudge(rt: &Arc<Runtime>) {
+    let rt = rt.clone();
     tokio::spawn(async move {
         if rt.is_leader() {
-            if let Err(e) = rebalance(&d).await {
+            if let Err(e) = rebalance(&rt).await {
                 tracing::warn!(error = %e, "rebalancing database roles failed");
             }
             return;
         }
-        if let Some(leader) = rt.leader_address() {
-            let _ = super::forward::send(&d, &leader, "POST", "/internal/cluster/rebalance", None, &[]).await;
+        if let Some(leader) = rt.leader_address()
+            && let Err(e) = rt.send(&leader, "POST", "/internal/cluster/rebalance", None, &[]).await
+        {
+            tracing::warn!(error = %e, "cannot ask the leader to rebalance");
         }
     });
 }
 
 /// The leader passes the role of the member at `address` (shutting down) to another member,
 /// then makes the leaving member a spare. Returns the member list afterwards.
-pub async fn handover(d: &Arc<Daemon>, address: &str) -> Result<Vec<RaftMember>> {
+pub async fn handover(rt: &Arc<Runtime>, address: &str) -> Result<Vec<RaftMember>> {
     if address.is_empty() {
         return Err(Error::BadRequest("No id provided".into()));
     }
-    let _guard = d.membership_lock.lock().await;
-    let (rt, raft) = leader_raft(d)?;
-    let (seats, members, _, _) = seats(d, &rt).await?;
+    let _guard = rt.membership.lock().await;
+    let raft = leader_raft(rt)?;
+    let (seats, members, _, _) = seats(rt).await?;
     let leaving = members
         .iter()
         .find(|(n, _)| n.address == address)
@@ -253,18 +250,17 @@ pub async fn handover(d: &Arc<Daemon>, address: &str) -> Result<Vec<RaftMember>>
     if leaving != rt.id
         && let Some(change) = roles::handover(&seats, leaving)
     {
-        apply(&rt, &raft, change, &members).await?;
-        let members = current_members(d, &rt).await?;
-        apply(&rt, &raft, Change { id: leaving, role: ROLE_SPARE }, &members).await?;
+        apply(rt, &raft, change, &members).await?;
+        let members = current_members(rt).await?;
+        apply(rt, &raft, Change { id: leaving, role: ROLE_SPARE }, &members).await?;
         rt.heartbeat_now.notify_one();
     }
-    Ok(current_members(d, &rt).await?.into_iter().map(|(_, m)| m).collect())
+    Ok(current_members(rt).await?.into_iter().map(|(_, m)| m).collect())
 }
 
 /// On a member shutting down cleanly: a leader first passes leadership to another online voter,
 /// then the (new) leader is asked to hand this member's role over.
-pub async fn leave_gracefully(d: &Arc<Daemon>) {
-    let Some(rt) = d.cluster_runtime() else { return };
+pub async fn leave_gracefully(rt: &Arc<Runtime>) {
     let Some(raft) = rt.raft() else { return };
     let own_address = rt.members().into_iter().find(|m| m.id == rt.id).map(|m| m.address).unwrap_or_default();
     if raft.status().is_leader {
@@ -290,17 +286,10 @@ pub async fn leave_gracefully(d: &Arc<Daemon>) {
         .await
     {
         Ok(Ok(reply)) => {
-            if let Ok(list) = serde_json::from_value::<Vec<RaftMember>>(reply.envelope.metadata) {
-                let nodes: Vec<_> = list
-                    .iter()
-                    .map(|m| crate::store::local::RaftNode {
-                        id: m.id,
-                        address: m.address.clone(),
-                        role: m.role,
-                        name: m.name.clone(),
-                    })
-                    .collect();
-                let _ = d.local.replace_raft_nodes(&nodes).await;
+            if let Ok(list) = serde_json::from_value::<Vec<RaftMember>>(reply.envelope.metadata)
+                && let Err(e) = rt.env.local.replace_raft_nodes(&super::runtime::raft_nodes(&list)).await
+            {
+                tracing::warn!(error = %e, "cannot record the member list after the handover");
             }
         }
         Ok(Err(e)) => tracing::warn!(error = %e, "role handover failed"),

@@ -12,13 +12,12 @@ use tokio::task::JoinHandle;
 
 use super::runtime::Runtime;
 use crate::api::Event;
-use crate::daemon::Daemon;
 
-pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
+pub fn spawn(rt: Arc<Runtime>) {
     tokio::spawn(async move {
         let mut links: HashMap<u64, (String, JoinHandle<()>)> = HashMap::new();
         loop {
-            if rt.is_stopped() || d.is_shutting_down() {
+            if rt.is_stopped() {
                 break;
             }
             let members = rt.members();
@@ -30,9 +29,7 @@ pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
                 keep
             });
             for m in members.iter().filter(|m| m.id != rt.id && !m.address.is_empty()) {
-                links
-                    .entry(m.id)
-                    .or_insert_with(|| (m.address.clone(), tokio::spawn(follow(d.clone(), rt.clone(), m.address.clone()))));
+                links.entry(m.id).or_insert_with(|| (m.address.clone(), tokio::spawn(follow(rt.clone(), m.address.clone()))));
             }
             // Links are re-checked when the member list changes, and every few seconds to
             // reconnect broken ones.
@@ -48,7 +45,8 @@ pub fn spawn(d: Arc<Daemon>, rt: Arc<Runtime>) {
 }
 
 /// Follows one member's event stream until it breaks.
-async fn follow(d: Arc<Daemon>, rt: Arc<Runtime>, address: String) {
+async fn follow(rt: Arc<Runtime>, address: String) {
+    let events = &rt.env.events;
     let Ok(conn) = rt.connect(&address) else { return };
     let Ok(Ok(mut ws)) =
         tokio::time::timeout(Duration::from_secs(3), conn.websocket("/1.0/events?all-projects=true&type=operation,lifecycle"))
@@ -59,11 +57,11 @@ async fn follow(d: Arc<Daemon>, rt: Arc<Runtime>, address: String) {
     tracing::debug!(member = %address, "following the member's events");
     while let Some(Ok(msg)) = ws.next().await {
         if let tokio_tungstenite::tungstenite::Message::Text(text) = msg
-            && d.events.has_client_listeners()
+            && events.has_client_listeners()
             && let Ok(event) = serde_json::from_str::<Event>(&text)
-            && event.location != d.events.location()
+            && event.location != events.location()
         {
-            d.events.relay(event);
+            events.relay(event);
         }
     }
 }

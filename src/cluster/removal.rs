@@ -1,32 +1,32 @@
-//! Removing a member (`DELETE /1.0/cluster/members/<name>[?force=1]`, run on the leader) and
-//! the removed member's reset to a standalone server (`PUT /1.0/cluster` with
-//! `enabled: false`, sent to it by the leader).
+//! The leader's side of removing a member (`DELETE /1.0/cluster/members/<name>[?force=1]`):
+//! the member leaves raft and the database and the roles are rebalanced. Telling the removed
+//! member, trust and images are `services::membership`'s part.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::rebalance::{change_with_retry, current_members, leader_raft, rebalance_locked};
-use super::runtime::wipe_global;
-use super::{NOTIFIER_AGENT, ROLE_SPARE};
-use crate::daemon::{Daemon, Error, Result};
+use super::runtime::Runtime;
+use super::{Error, ROLE_SPARE, Result};
 use crate::raft::Membership;
 use crate::store::Batch;
-use crate::store::global::{self, nodes as store_nodes};
-use crate::util::time;
+use crate::store::global::nodes as store_nodes;
 
-/// What the leader did: removed the member, or (when asked to remove itself) passed leadership
-/// on so the caller can forward the request to the new leader.
+/// What the leader did.
 pub enum Removed {
-    Done,
+    /// The member is gone from raft and the database; it was reachable at `address`.
+    Done { address: String },
+    /// Asked to remove itself, the leader passed leadership on: the caller forwards the
+    /// request to the new leader.
     LeadershipMoved,
 }
 
-/// On the leader: takes member `name` out of raft and the database, rebalances, and (unless
-/// forced) resets the removed member to standalone.
-pub async fn remove(d: &Arc<Daemon>, name: &str, force: bool) -> Result<Removed> {
-    let guard = d.membership_lock.lock().await;
-    let (rt, raft) = leader_raft(d)?;
-    let members = current_members(d, &rt).await?;
+/// On the leader: takes member `name` out of raft and the database and rebalances. Unless
+/// `force`, a member still hosting instances is refused.
+pub async fn remove(rt: &Arc<Runtime>, name: &str, force: bool) -> Result<Removed> {
+    let guard = rt.membership.lock().await;
+    let raft = leader_raft(rt)?;
+    let members = current_members(rt).await?;
     let (node, member) = members
         .iter()
         .find(|(n, _)| n.name == name)
@@ -36,7 +36,7 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, force: bool) -> Result<Removed>
         return Err(Error::BadRequest("Member is the only member in the cluster".into()));
     }
     if !force {
-        let hosted = crate::store::global::instances::list(&d.global, None, Some(node.id)).await?;
+        let hosted = crate::store::global::instances::list(&rt.env.global, None, Some(node.id)).await?;
         if !hosted.is_empty() {
             let names: Vec<&str> = hosted.iter().map(|i| i.name.as_str()).collect();
             return Err(Error::BadRequest(format!("Node still has the following instances: {}", names.join(", "))));
@@ -75,56 +75,12 @@ pub async fn remove(d: &Arc<Daemon>, name: &str, force: bool) -> Result<Removed>
     }
     let mut b = Batch::new();
     store_nodes::delete(&mut b, node.id, &node.name);
-    d.global.apply(&b).await?;
-    rt.set_members(current_members(d, &rt).await?.into_iter().map(|(_, m)| m).collect());
+    rt.env.global.apply(&b).await?;
+    rt.directory.remove(node.id);
+    rt.set_members(current_members(rt).await?.into_iter().map(|(_, m)| m).collect());
     rt.transport.retain(|id| id != member.id);
-    if let Err(e) = rebalance_locked(d).await {
+    if let Err(e) = rebalance_locked(rt).await {
         tracing::warn!(error = %e, "rebalancing after a removal failed");
     }
-    drop(guard);
-    d.refresh_trust().await?;
-    d.events.lifecycle("default", "cluster-member-removed", format!("/1.0/cluster/members/{name}"), None);
-    if !force {
-        let mut conn = rt.connect(&node.address)?;
-        conn.user_agent = NOTIFIER_AGENT.into();
-        let body = serde_json::json!({ "server_name": "", "enabled": false });
-        match tokio::time::timeout(Duration::from_secs(10), conn.request("PUT", "/1.0/cluster", Some(&body), None)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(Error::Internal(format!("Failed to cleanup the member: {e}"))),
-            Err(_) => return Err(Error::Internal("Failed to cleanup the member: timed out".into())),
-        }
-    }
-    Ok(Removed::Done)
-}
-
-/// On the removed member: back to a standalone server with an empty global database; the
-/// member's own configuration (addresses) stays.
-pub async fn reset_to_standalone(d: &Arc<Daemon>) -> Result<()> {
-    let _guard = d.membership_lock.lock().await;
-    let Some(rt) = d.cluster_runtime() else { return Ok(()) };
-    tracing::info!("this member was removed from its cluster: resetting to a standalone server");
-    rt.stop().await;
-    d.set_cluster_runtime(None);
-    for f in ["cluster.crt", "cluster.key", "cluster.ca"] {
-        let _ = std::fs::remove_file(d.paths.dir.join(f));
-    }
-    wipe_global(d)?;
-    d.local.replace_raft_nodes(&[]).await?;
-    d.global.reopen_local().await?;
-    let mut b = Batch::new();
-    let now = time::rfc3339(time::now_nanos());
-    store_nodes::ensure_standalone(
-        &mut b,
-        global::schema_version(),
-        super::upgrade::api_count(),
-        crate::daemon::architecture_id(),
-        &now,
-    );
-    d.global.apply(&b).await?;
-    d.set_identity(d.server_cert.clone()).map_err(|e| Error::Internal(e.to_string()))?;
-    d.clear_member_trust();
-    d.refresh_trust().await?;
-    d.events.set_location("none");
-    d.invalidate_config();
-    Ok(())
+    Ok(Removed::Done { address: node.address })
 }

@@ -1,7 +1,8 @@
 //! The running cluster machinery of a member: its raft replica (absent on a spare), the
-//! transport to the other members, the member list the leader last sent, and the background
-//! tasks (heartbeats, event relay, `raft_nodes` mirror). A member's database role can change at
-//! run time: [`reconcile_role`] starts or drops the replica to match what the leader assigned.
+//! transport to the other members, the database roles the leader last announced, the member
+//! directory, the connections kept to other members, and the background tasks (heartbeats,
+//! event relay, `raft_nodes` mirror, fault watch). A member's database role can change at run
+//! time: [`reconcile_role`] starts or drops the replica to match what the leader assigned.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -9,11 +10,10 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
 use super::db::ClusterDb;
+use super::directory::Directory;
 use super::transport::HttpTransport;
-use super::{ROLE_SPARE, ROLE_STANDBY, ROLE_VOTER};
+use super::{Env, Error, ROLE_SPARE, ROLE_STANDBY, ROLE_VOTER, Result};
 use crate::api::RaftMember;
-use crate::daemon::config;
-use crate::daemon::{Daemon, Error, Result};
 use crate::raft::{self, RaftConfig, RaftHandle, Transport as _};
 use crate::store::local::RaftNode;
 use crate::tls::{self, CertKind};
@@ -21,13 +21,16 @@ use crate::tls::{self, CertKind};
 pub struct Runtime {
     /// This member's raft id (its `nodes.id`).
     pub id: u64,
+    pub env: Env,
+    /// Serialises membership changes on this member (shared with [`super::Cluster`]).
+    pub membership: Arc<tokio::sync::Mutex<()>>,
     raft: RwLock<Option<RaftHandle>>,
     pub transport: Arc<HttpTransport>,
     pub cluster_fingerprint: String,
-    /// This member's own certificate, presented to the other members.
-    identity: crate::tls::KeyPairPem,
     /// Every member with its database role, as the leader last announced it.
     members: RwLock<Vec<RaftMember>>,
+    /// Every admitted member's address and liveness.
+    pub directory: Directory,
     /// Wakes the heartbeat task early (a membership change the others should hear about).
     pub heartbeat_now: Notify,
     /// Signalled when the member list changes (the event relay follows it).
@@ -43,7 +46,7 @@ pub struct Runtime {
     pub patch_pending: AtomicBool,
     stopped: AtomicBool,
     /// Connections to the other members, kept between requests.
-    keep_alive: Arc<crate::client::keepalive::KeepAlive>,
+    pub(super) keep_alive: Arc<crate::client::keepalive::KeepAlive>,
     /// Operations another member started for a request this member forwarded: id → address.
     pub operation_owners: super::forward::OperationOwners,
 }
@@ -58,8 +61,7 @@ impl Runtime {
     /// certificate pinned, from this member's own address.
     pub fn connect(&self, address: &str) -> Result<crate::client::Connection> {
         let pin = crate::tls::ServerPin::Fingerprint(self.cluster_fingerprint.clone());
-        Ok(crate::client::Connection::https(address, pin, Some(&self.identity))
-            .map_err(|e| Error::Internal(e.to_string()))?
+        Ok(crate::client::Connection::https(address, pin, Some(&self.env.identity))?
             .bound_to(self.transport.source())
             .kept_in(self.keep_alive.clone()))
     }
@@ -103,8 +105,28 @@ impl Runtime {
         self.members_changed.notify_waiters();
     }
 
+    /// A member was renamed: the announced list and the directory follow at once.
+    pub fn renamed(&self, old: &str, new: &str) {
+        let renamed: Vec<RaftMember> = self
+            .members()
+            .into_iter()
+            .map(|mut m| {
+                if m.name == old {
+                    m.name = new.to_string();
+                }
+                m
+            })
+            .collect();
+        if renamed.iter().any(|m| m.id == self.id && m.name == new) {
+            self.env.events.set_location(new);
+        }
+        self.set_members(renamed);
+        self.directory.rename(old, new);
+        self.heartbeat_now.notify_one();
+    }
+
     pub fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
+        self.stopped.load(Ordering::SeqCst) || self.env.shutdown.is_requested()
     }
 
     /// Stops the replica and tells the background tasks to end.
@@ -112,82 +134,90 @@ impl Runtime {
         self.stopped.store(true, Ordering::SeqCst);
         self.keep_alive.clear();
         self.heartbeat_now.notify_waiters();
+        self.directory.clear();
         let raft = self.raft.write().ok().and_then(|mut r| r.take());
         if let Some(r) = raft {
             r.stop().await;
             r.state_machine.close().await;
         }
     }
-}
 
-/// The IP of a `host:port` address, when the host is a literal IP.
-pub fn host_ip(address: &str) -> Option<std::net::IpAddr> {
-    let (host, _) = address.rsplit_once(':')?;
-    host.trim_matches(['[', ']']).parse().ok()
-}
-
-fn internal(e: impl std::fmt::Display) -> Error {
-    Error::Internal(e.to_string())
-}
-
-/// The member's cluster address: `cluster.https_address`, else a non-wildcard
-/// `core.https_address`.
-pub fn cluster_address(member: &std::collections::BTreeMap<String, String>) -> Result<String> {
-    config::cluster_address(member).map_err(Error::BadRequest)
+    /// Drops this member's replica (it became a spare).
+    async fn drop_replica(&self) -> Result<()> {
+        let taken = self.raft.write().ok().and_then(|mut slot| slot.take());
+        if let Some(r) = taken {
+            r.stop().await;
+            r.state_machine.close().await;
+        }
+        wipe_global(&self.env)
+    }
 }
 
 /// Empties `database/global` (the replica files) so a new replica starts from the leader's
 /// snapshot.
-pub fn wipe_global(d: &Daemon) -> Result<()> {
-    let dir = d.paths.global_dir();
+pub fn wipe_global(env: &Env) -> Result<()> {
+    let dir = env.paths.global_dir();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
+            // A file that cannot be removed is overwritten by the snapshot install.
             let _ = std::fs::remove_file(e.path());
         }
     }
-    std::fs::create_dir_all(&dir).map_err(internal)
+    std::fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))
 }
 
-async fn start_replica(d: &Arc<Daemon>, rt: &Arc<Runtime>, bootstrap: bool) -> Result<RaftHandle> {
-    let mut cfg = RaftConfig::new(rt.id, d.paths.global_dir());
+async fn start_replica(rt: &Arc<Runtime>, bootstrap: bool) -> Result<RaftHandle> {
+    let mut cfg = RaftConfig::new(rt.id, rt.env.paths.global_dir());
     if let Some(n) = std::env::var("RXD_RAFT_SNAPSHOT_EVERY").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0) {
         cfg.snapshot_every = n;
     }
-    let h = raft::start(cfg, rt.transport.clone(), bootstrap).await.map_err(|e| Error::Internal(e.to_string()))?;
+    let h = raft::start(cfg, rt.transport.clone(), bootstrap).await?;
     rt.transport.attach(h.clone());
     if let Ok(mut slot) = rt.raft.write() {
         *slot = Some(h.clone());
     }
-    spawn_raft_nodes_mirror(d.clone(), rt.clone(), h.clone());
-    spawn_fault_watch(d.clone(), h.clone());
+    spawn_raft_nodes_mirror(rt.clone(), h.clone());
+    spawn_fault_watch(rt.env.clone(), h.clone());
     Ok(h)
 }
 
 /// Starts the cluster machinery: the replica (unless this member is a spare), the transport,
 /// the replicated global database and the background tasks.
-pub async fn start(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap: bool) -> Result<Arc<Runtime>> {
-    let cluster = tls::load_or_generate(&d.paths.dir, "cluster", CertKind::Server).map_err(internal)?;
-    let cluster_fingerprint = tls::fingerprint_pem(&cluster.cert).map_err(internal)?;
+pub async fn start(
+    env: &Env,
+    membership: Arc<tokio::sync::Mutex<()>>,
+    id: u64,
+    members: &[RaftNode],
+    bootstrap: bool,
+) -> Result<Arc<Runtime>> {
+    let cluster = tls::load_or_generate(&env.paths.dir, "cluster", CertKind::Server)?;
+    let cluster_fingerprint = tls::fingerprint_pem(&cluster.cert)?;
     let own_address = members.iter().find(|m| m.id == id).map(|m| m.address.clone()).unwrap_or_default();
-    let transport =
-        HttpTransport::new(cluster_fingerprint.clone(), d.server_cert.clone(), d.paths.global_dir(), host_ip(&own_address));
+    let transport = HttpTransport::new(
+        cluster_fingerprint.clone(),
+        env.identity.clone(),
+        env.paths.global_dir(),
+        crate::config::host_ip(&own_address),
+    );
     for m in members.iter().filter(|m| m.id != id && m.role != ROLE_SPARE) {
         transport.set_peer(m.id, &m.address);
     }
     let own_role = members.iter().find(|m| m.id == id).map(|m| m.role).unwrap_or(ROLE_VOTER);
-    d.global.close().await;
+    env.global.close().await;
     let rt = Arc::new(Runtime {
         id,
+        env: env.clone(),
+        membership,
         raft: RwLock::new(None),
         transport,
         cluster_fingerprint,
-        identity: d.server_cert.clone(),
         members: RwLock::new(
             members
                 .iter()
                 .map(|m| RaftMember { id: m.id, address: m.address.clone(), role: m.role, name: m.name.clone() })
                 .collect(),
         ),
+        directory: Directory::default(),
         heartbeat_now: Notify::new(),
         members_changed: Notify::new(),
         leader_hint: AtomicU64::new(0),
@@ -199,19 +229,18 @@ pub async fn start(d: &Arc<Daemon>, id: u64, members: &[RaftNode], bootstrap: bo
         operation_owners: Default::default(),
     });
     if own_role != ROLE_SPARE {
-        start_replica(d, &rt, bootstrap).await?;
+        start_replica(&rt, bootstrap).await?;
     }
-    d.global.replicate(Arc::new(ClusterDb { rt: rt.clone() }));
-    d.set_cluster_runtime(Some(rt.clone()));
-    super::heartbeat::spawn(d.clone(), rt.clone());
-    super::relay::spawn(d.clone(), rt.clone());
+    env.global.replicate(Arc::new(ClusterDb { rt: rt.clone() }));
+    super::heartbeat::spawn(rt.clone());
+    super::relay::spawn(rt.clone());
     Ok(rt)
 }
 
 /// Brings this member's database role in line with `members` (from the leader): a member
 /// listed as voter or stand-by runs a replica, a spare drops its own. Also records the list in
 /// `raft_nodes` and points the transport at the replicas.
-pub async fn reconcile_role(d: &Arc<Daemon>, rt: &Arc<Runtime>, members: &[RaftMember]) -> Result<()> {
+pub async fn reconcile_role(rt: &Arc<Runtime>, members: &[RaftMember]) -> Result<()> {
     let Some(own) = members.iter().find(|m| m.id == rt.id) else {
         return Err(Error::BadRequest("This member is not included in the given list of database nodes".into()));
     };
@@ -223,42 +252,40 @@ pub async fn reconcile_role(d: &Arc<Daemon>, rt: &Arc<Runtime>, members: &[RaftM
     match (wants_replica, rt.raft()) {
         (true, None) => {
             tracing::info!(role = own.role, "this member becomes a database replica");
-            wipe_global(d)?;
-            start_replica(d, rt, false).await?;
+            wipe_global(&rt.env)?;
+            start_replica(rt, false).await?;
         }
         (false, Some(r)) if !r.status().is_leader => {
             tracing::info!("this member becomes a spare: dropping its database replica");
-            let taken = rt.raft.write().ok().and_then(|mut slot| slot.take());
-            if let Some(r) = taken {
-                r.stop().await;
-                r.state_machine.close().await;
-            }
-            wipe_global(d)?;
+            rt.drop_replica().await?;
         }
         _ => {}
     }
     rt.set_members(members.to_vec());
-    let nodes: Vec<RaftNode> =
-        members.iter().map(|m| RaftNode { id: m.id, address: m.address.clone(), role: m.role, name: m.name.clone() }).collect();
-    d.local.replace_raft_nodes(&nodes).await?;
+    rt.env.local.replace_raft_nodes(&raft_nodes(members)).await?;
     Ok(())
+}
+
+/// The `raft_nodes` rows for a member list.
+pub fn raft_nodes(members: &[RaftMember]) -> Vec<RaftNode> {
+    members.iter().map(|m| RaftNode { id: m.id, address: m.address.clone(), role: m.role, name: m.name.clone() }).collect()
 }
 
 /// A replica that stops on a local fault (a disk error, a damaged file) takes the daemon down
 /// with a clear error rather than leaving a member that looks alive but cannot serve.
-fn spawn_fault_watch(d: Arc<Daemon>, raft: RaftHandle) {
+fn spawn_fault_watch(env: Env, raft: RaftHandle) {
     let mut watch = raft.watch();
     tokio::spawn(async move {
         while watch.changed().await.is_ok() {}
         if let Some(fault) = raft.fault() {
-            d.fail(&format!("the database replica stopped: {fault}"));
+            env.shutdown.fail(&format!("the database replica stopped: {fault}"));
         }
     });
 }
 
 /// Keeps the local `raft_nodes` table in step with the applied raft configuration (replicas
 /// from raft, spares from the last member list).
-fn spawn_raft_nodes_mirror(d: Arc<Daemon>, rt: Arc<Runtime>, raft: RaftHandle) {
+fn spawn_raft_nodes_mirror(rt: Arc<Runtime>, raft: RaftHandle) {
     let mut watch = raft.watch();
     tokio::spawn(async move {
         let mut last: (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
@@ -266,10 +293,11 @@ fn spawn_raft_nodes_mirror(d: Arc<Daemon>, rt: Arc<Runtime>, raft: RaftHandle) {
             let st = watch.borrow_and_update().clone();
             let conf = (st.voters.clone(), st.learners.clone());
             if conf != last && !st.voters.is_empty() {
-                let current = d.local.raft_nodes().await.unwrap_or_default();
+                let current = rt.env.local.raft_nodes().await.unwrap_or_default();
                 let known = rt.members();
                 let addresses = rt.transport.addresses();
-                let own = d.local.config().await.ok().and_then(|c| cluster_address(&c).ok()).unwrap_or_default();
+                let own =
+                    rt.env.local.config().await.ok().and_then(|c| crate::config::cluster_address(&c).ok()).unwrap_or_default();
                 let mut nodes = Vec::new();
                 for (ids, role) in [(&st.voters, ROLE_VOTER), (&st.learners, ROLE_STANDBY)] {
                     for id in ids {
@@ -294,7 +322,7 @@ fn spawn_raft_nodes_mirror(d: Arc<Daemon>, rt: Arc<Runtime>, raft: RaftHandle) {
                     nodes.push(RaftNode { id: m.id, address: m.address.clone(), role: ROLE_SPARE, name: m.name.clone() });
                 }
                 nodes.sort_by_key(|n| n.id);
-                if d.local.replace_raft_nodes(&nodes).await.is_ok() {
+                if rt.env.local.replace_raft_nodes(&nodes).await.is_ok() {
                     last = conf;
                 }
             }
@@ -303,25 +331,4 @@ fn spawn_raft_nodes_mirror(d: Arc<Daemon>, rt: Arc<Runtime>, raft: RaftHandle) {
             }
         }
     });
-}
-
-/// At daemon start: a clustered member brings its cluster machinery back up.
-pub async fn resume(d: &Arc<Daemon>) -> Result<()> {
-    let nodes = d.local.raft_nodes().await?;
-    if nodes.is_empty() {
-        return Ok(());
-    }
-    let member = d.local.config().await?;
-    let address = cluster_address(&member)?;
-    let own = nodes.iter().find(|n| n.address == address).ok_or_else(|| {
-        Error::Internal(format!("this member's address {address} is not in its raft configuration (see `lxd cluster show`)"))
-    })?;
-    let name = own.name.clone();
-    let rt = start(d, own.id, &nodes, false).await?;
-    if !name.is_empty() {
-        d.events.set_location(&name);
-    }
-    super::admin::spawn_global_patch(d.clone(), rt.clone());
-    super::upgrade::spawn_gate(d.clone(), rt);
-    Ok(())
 }

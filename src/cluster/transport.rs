@@ -41,6 +41,36 @@ pub struct HttpTransport {
     source: Option<std::net::IpAddr>,
 }
 
+/// Why a batch of raft messages could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("truncated raft message")]
+    Truncated,
+    #[error("invalid raft message: {0}")]
+    Invalid(#[from] protobuf::ProtobufError),
+}
+
+/// Why a peer link failed (the peer is reported unreachable; raft retries).
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("connect timed out")]
+    ConnectTimeout,
+    #[error("request timed out")]
+    RequestTimeout,
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+    #[error(transparent)]
+    Request(#[from] http::Error),
+    #[error("{status}: {body}")]
+    Refused { status: http::StatusCode, body: String },
+    #[error("snapshot {file}: {source}")]
+    Snapshot { file: String, source: std::io::Error },
+    #[error("snapshot data: {0}")]
+    SnapshotData(#[from] serde_json::Error),
+}
+
 /// Length-prefixed protobuf messages: the body of `POST /internal/raft`.
 pub fn encode(msgs: &[Message]) -> Bytes {
     let mut buf = BytesMut::new();
@@ -52,16 +82,14 @@ pub fn encode(msgs: &[Message]) -> Bytes {
     buf.freeze()
 }
 
-pub fn decode(mut body: &[u8]) -> Result<Vec<Message>, String> {
+pub fn decode(mut body: &[u8]) -> Result<Vec<Message>, DecodeError> {
     let mut out = Vec::new();
     while !body.is_empty() {
-        if body.len() < 4 {
-            return Err("truncated message length".into());
-        }
-        let len = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
-        let data = body.get(4..4 + len).ok_or("truncated message")?;
-        out.push(Message::parse_from_bytes(data).map_err(|e| e.to_string())?);
-        body = &body[4 + len..];
+        let (head, rest) = body.split_first_chunk::<4>().ok_or(DecodeError::Truncated)?;
+        let len = u32::from_be_bytes(*head) as usize;
+        let data = rest.get(..len).ok_or(DecodeError::Truncated)?;
+        out.push(Message::parse_from_bytes(data)?);
+        body = &rest[len..];
     }
     Ok(out)
 }
@@ -200,36 +228,31 @@ fn file_body(file: tokio::fs::File) -> Body {
 }
 
 impl Link {
-    async fn connect(&self) -> Result<Sender, String> {
-        let conn = Connection::https(&self.address, self.pin.clone(), Some(&self.identity))
-            .map_err(|e| e.to_string())?
-            .bound_to(self.source);
-        let (stream, _) = tokio::time::timeout(Duration::from_secs(2), conn.open())
-            .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| e.to_string())?;
-        let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    async fn connect(&self) -> Result<Sender, LinkError> {
+        let conn = Connection::https(&self.address, self.pin.clone(), Some(&self.identity))?.bound_to(self.source);
+        let (stream, _) =
+            tokio::time::timeout(Duration::from_secs(2), conn.open()).await.map_err(|_| LinkError::ConnectTimeout)??;
+        let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = driver.await;
         });
         Ok(sender)
     }
 
-    async fn post(&self, sender: &mut Sender, path: &str, body: Body, headers: &[(&str, String)]) -> Result<(), String> {
-        sender.ready().await.map_err(|e| e.to_string())?;
-        let mut req = http::Request::post(path).header("Host", &self.address).header("User-Agent", "lxd-cluster-notifier");
+    async fn post(&self, sender: &mut Sender, path: &str, body: Body, headers: &[(&str, String)]) -> Result<(), LinkError> {
+        sender.ready().await?;
+        let mut req = http::Request::post(path).header("Host", &self.address).header("User-Agent", super::NOTIFIER_AGENT);
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let req = req.body(body).map_err(|e| e.to_string())?;
+        let req = req.body(body)?;
         let resp = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
             .await
-            .map_err(|_| "request timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| LinkError::RequestTimeout)??;
         let status = resp.status();
-        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = resp.into_body().collect().await?.to_bytes();
         if !status.is_success() {
-            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+            return Err(LinkError::Refused { status, body: String::from_utf8_lossy(&body).into_owned() });
         }
         Ok(())
     }
@@ -240,9 +263,11 @@ impl Link {
         }
     }
 
-    async fn send_snapshot(&self, sender: &mut Sender, m: Message) -> Result<(), String> {
-        let data: SnapshotData = serde_json::from_slice(&m.get_snapshot().data).map_err(|e| e.to_string())?;
-        let file = tokio::fs::File::open(self.dir.join(&data.file)).await.map_err(|e| e.to_string())?;
+    async fn send_snapshot(&self, sender: &mut Sender, m: Message) -> Result<(), LinkError> {
+        let data: SnapshotData = serde_json::from_slice(&m.get_snapshot().data)?;
+        let file = tokio::fs::File::open(self.dir.join(&data.file))
+            .await
+            .map_err(|source| LinkError::Snapshot { file: data.file.clone(), source })?;
         let header = base64::engine::general_purpose::STANDARD.encode(m.write_to_bytes().unwrap_or_default());
         let headers = [("X-Raft-Message", header), ("Content-Length", data.size.to_string())];
         self.post(sender, "/internal/raft/snapshot", file_body(file), &headers).await
@@ -294,7 +319,7 @@ impl Link {
             for m in snapshots {
                 let ok = match sender.as_mut() {
                     Some(s) => self.send_snapshot(s, m).await,
-                    None => Err("not connected".into()),
+                    None => Err(LinkError::ConnectTimeout),
                 };
                 if let Err(e) = &ok {
                     tracing::warn!(peer = self.id, error = %e, "snapshot transfer failed");
@@ -306,4 +331,60 @@ impl Link {
             }
         }
     }
+}
+
+/// Why a message or snapshot from a peer was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("This member holds no database replica")]
+    NoReplica,
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("missing X-Raft-Message")]
+    MissingHeader,
+    #[error("invalid X-Raft-Message: {0}")]
+    Header(String),
+    #[error("snapshot file does not match its announced size and checksum")]
+    Mismatch,
+    #[error("storing the snapshot {path}: {source}")]
+    Store { path: String, source: std::io::Error },
+}
+
+impl ReceiveError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ReceiveError::NoReplica => 503,
+            ReceiveError::Store { .. } => 500,
+            _ => 400,
+        }
+    }
+}
+
+/// `POST /internal/raft` on this member: a batch of raft messages from a peer.
+pub fn receive_messages(rt: &super::Runtime, body: &[u8]) -> Result<(), ReceiveError> {
+    let node = rt.raft().ok_or(ReceiveError::NoReplica)?;
+    for m in decode(body)? {
+        node.step(m);
+    }
+    Ok(())
+}
+
+/// `POST /internal/raft/snapshot` on this member: a snapshot file, with its raft message in a
+/// header. The file is checked against the size and checksum the message announces before
+/// raft sees it.
+pub async fn receive_snapshot(rt: &super::Runtime, header: Option<&str>, body: &[u8]) -> Result<(), ReceiveError> {
+    use sha2::Digest;
+    let node = rt.raft().ok_or(ReceiveError::NoReplica)?;
+    let header = header.ok_or(ReceiveError::MissingHeader)?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(header).map_err(|e| ReceiveError::Header(e.to_string()))?;
+    let msg = Message::parse_from_bytes(&raw).map_err(|e| ReceiveError::Header(e.to_string()))?;
+    let data: SnapshotData = serde_json::from_slice(&msg.get_snapshot().data).map_err(|e| ReceiveError::Header(e.to_string()))?;
+    let sum = format!("{:x}", sha2::Sha256::digest(body));
+    if body.len() as u64 != data.size || sum != data.sha256 {
+        return Err(ReceiveError::Mismatch);
+    }
+    let path = rt.env.paths.global_dir().join(format!("incoming-{}", data.file));
+    tokio::fs::write(&path, body).await.map_err(|source| ReceiveError::Store { path: path.display().to_string(), source })?;
+    node.step_snapshot(msg, path);
+    Ok(())
 }

@@ -14,7 +14,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::runtime::Runtime;
-use crate::daemon::Daemon;
 use crate::store::Batch;
 use crate::store::global::{self, nodes as store_nodes};
 
@@ -37,9 +36,8 @@ pub fn compare(a: (i64, i64), b: (i64, i64)) -> Option<CmpOrdering> {
 }
 
 /// A heartbeat told this member the highest version in the cluster.
-pub fn observe(d: &Daemon, schema: i64, api: i64) {
-    if let Some(rt) = d.cluster_runtime()
-        && rt.waiting_for_upgrade.load(Ordering::SeqCst)
+pub fn observe(rt: &Runtime, schema: i64, api: i64) {
+    if rt.waiting_for_upgrade.load(Ordering::SeqCst)
         && compare((schema, api), (schema_version(), api_count())) != Some(CmpOrdering::Greater)
     {
         rt.upgrade_wake.notify_one();
@@ -50,6 +48,7 @@ pub fn observe(d: &Daemon, schema: i64, api: i64) {
 async fn notify_others(rt: &Runtime) {
     for m in rt.members().into_iter().filter(|m| m.id != rt.id) {
         let Ok(conn) = rt.connect(&m.address) else { continue };
+        // A member that misses this re-checks on its own every few seconds.
         let _ =
             tokio::time::timeout(Duration::from_secs(2), conn.request("POST", "/internal/cluster/upgraded", None, None)).await;
     }
@@ -57,28 +56,28 @@ async fn notify_others(rt: &Runtime) {
 
 /// Records this member's version, then waits while it is newer than another member. A member
 /// older than another shuts down with an error.
-pub fn spawn_gate(d: Arc<Daemon>, rt: Arc<Runtime>) {
+pub fn spawn_gate(rt: Arc<Runtime>) {
     tokio::spawn(async move {
         let own = (schema_version(), api_count());
         let mut recorded = false;
         loop {
-            if rt.is_stopped() || d.is_shutting_down() {
+            if rt.is_stopped() {
                 return;
             }
             if !recorded {
                 let mut b = Batch::new();
                 store_nodes::set_version(&mut b, rt.id as i64, own.0, own.1);
-                recorded = d.global.apply(&b).await.is_ok();
+                recorded = rt.env.global.apply(&b).await.is_ok();
                 if recorded {
                     notify_others(&rt).await;
                 }
             }
-            if recorded && let Ok(nodes) = store_nodes::list(&d.global).await {
+            if recorded && let Ok(nodes) = store_nodes::list(&rt.env.global).await {
                 let others: Vec<_> =
                     nodes.iter().filter(|n| n.id as u64 != rt.id && n.state == store_nodes::STATE_CREATED).collect();
                 if others.iter().any(|n| compare((n.schema, n.api_extensions), own) == Some(CmpOrdering::Greater)) {
                     tracing::error!("this node's version is behind, please upgrade");
-                    d.fail("this node's version is behind, please upgrade");
+                    rt.env.shutdown.fail("this node's version is behind, please upgrade");
                     return;
                 }
                 let newer = others.iter().any(|n| compare(own, (n.schema, n.api_extensions)) != Some(CmpOrdering::Equal));

@@ -1,6 +1,6 @@
-//! The server configuration schema: which keys exist, where each lives (this member's local
-//! database or the cluster-wide one), its default, whether it is hidden, and how values are
-//! validated. Errors use LXD's wording: "cannot set '<key>' to '<value>': <reason>".
+//! The server configuration keys: which exist, where each lives (this member's local database
+//! or the cluster-wide one), its default, whether it is hidden, and how values are validated.
+//! Errors use LXD's wording: "cannot set '<key>' to '<value>': <reason>".
 
 use std::collections::BTreeMap;
 
@@ -132,38 +132,14 @@ pub fn effective_i64(config: &BTreeMap<String, String>, name: &str) -> i64 {
     effective(config, name).parse().unwrap_or_else(|_| default(name).parse().unwrap_or(0))
 }
 
+/// A refused setting, in LXD's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSetting(pub String);
+
 /// Checks one key and value; "" always resets a known key to its default.
-/// Whether a listener on `rest` (the REST API address, possibly a wildcard) also serves
-/// `cluster`: the same host and port, or the same port on a wildcard.
-pub fn is_address_covered(rest: &str, cluster: &str) -> bool {
-    if rest.is_empty() {
-        return false;
-    }
-    let (Ok(a), Ok(b)) = (parse_address(rest, 8443), parse_address(cluster, 8443)) else { return false };
-    if a == b {
-        return true;
-    }
-    let port = |s: &str| s.rsplit_once(':').map(|(_, p)| p.to_string());
-    port(&a) == port(&b) && is_wildcard(rest)
-}
-
-/// The member's cluster address: `cluster.https_address`, else a non-wildcard
-/// `core.https_address`.
-pub fn cluster_address(member: &std::collections::BTreeMap<String, String>) -> Result<String, String> {
-    if let Some(a) = member.get("cluster.https_address").filter(|a| !a.is_empty()) {
-        return parse_address(a, 8443);
-    }
-    let core = member.get("core.https_address").cloned().unwrap_or_default();
-    if is_wildcard(&core) {
-        return Err(format!(
-            "Cannot use wildcard core.https_address \"{core}\" for cluster.https_address. Please specify a new cluster.https_address or core.https_address"
-        ));
-    }
-    parse_address(&core, 8443)
-}
-
-pub fn validate(name: &str, value: &str) -> Result<(), String> {
-    let fail = |why: &str| Err(format!("cannot set '{name}' to '{value}': {why}"));
+pub fn validate(name: &str, value: &str) -> Result<(), InvalidSetting> {
+    let fail = |why: &str| Err(InvalidSetting(format!("cannot set '{name}' to '{value}': {why}")));
     if name.starts_with("user.") {
         return Ok(());
     }
@@ -185,9 +161,9 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             Ok(_) => fail("Value must not be negative"),
             Err(_) => fail("Invalid value for an integer"),
         },
-        Address => match parse_address(value, 8443) {
+        Address => match super::address::parse_address(value, super::address::DEFAULT_PORT) {
             Ok(_) => Ok(()),
-            Err(e) => fail(&e),
+            Err(e) => fail(&e.0),
         },
         Compression => match value {
             "none" | "bzip2" | "gzip" | "lzma" | "xz" | "zstd" | "lz4" | "squashfs" => Ok(()),
@@ -243,54 +219,15 @@ pub fn parse_expiry(value: &str) -> Option<i64> {
     any.then_some(total)
 }
 
-/// Parses a listen address: `host`, `host:port`, `:port`, `[v6]:port`; adds `default_port`.
-/// Returns the canonical `host:port` string (host may be empty or a wildcard).
-pub fn parse_address(value: &str, default_port: u16) -> Result<String, String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err("Empty address".into());
-    }
-    let (host, port) = if let Some(rest) = v.strip_prefix('[') {
-        let end = rest.find(']').ok_or("Invalid IPv6 address")?;
-        let host = &rest[..end];
-        let after = &rest[end + 1..];
-        let port = match after.strip_prefix(':') {
-            Some(p) => p,
-            None if after.is_empty() => "",
-            None => return Err("Invalid address".into()),
-        };
-        (format!("[{host}]"), port.to_string())
-    } else if v.matches(':').count() > 1 {
-        (format!("[{v}]"), String::new())
-    } else if let Some((h, p)) = v.rsplit_once(':') {
-        (h.to_string(), p.to_string())
-    } else {
-        (v.to_string(), String::new())
-    };
-    let port =
-        if port.is_empty() { default_port } else { port.parse::<u16>().map_err(|_| format!("Invalid port \"{port}\""))? };
-    if host.chars().any(|c| c.is_whitespace() || c == '/') {
-        return Err(format!("Invalid host \"{host}\""));
-    }
-    Ok(format!("{host}:{port}"))
-}
-
-/// Whether the address listens on every interface (LXD counts an empty host as a wildcard).
-pub fn is_wildcard(addr: &str) -> bool {
-    let canonical = parse_address(addr, 8443).unwrap_or_default();
-    let host = canonical.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
-    matches!(host, "" | "0.0.0.0" | "[::]" | "::")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn validation_messages_match_lxd() {
-        assert_eq!(validate("bogus.key", "1").unwrap_err(), "cannot set 'bogus.key' to '1': unknown key");
+        assert_eq!(validate("bogus.key", "1").unwrap_err().0, "cannot set 'bogus.key' to '1': unknown key");
         assert_eq!(
-            validate("cluster.offline_threshold", "10").unwrap_err(),
+            validate("cluster.offline_threshold", "10").unwrap_err().0,
             "cannot set 'cluster.offline_threshold' to '10': Value must be greater than '10'"
         );
         assert!(validate("cluster.offline_threshold", "11").is_ok());
@@ -307,15 +244,8 @@ mod tests {
     }
 
     #[test]
-    fn addresses_canonicalise() {
-        assert_eq!(parse_address("127.0.0.1", 8443).unwrap(), "127.0.0.1:8443");
-        assert_eq!(parse_address(":8443", 8443).unwrap(), ":8443");
-        assert_eq!(parse_address("[::]", 8443).unwrap(), "[::]:8443");
-        assert_eq!(parse_address("::1", 8443).unwrap(), "[::1]:8443");
-        assert!(is_wildcard("0.0.0.0:8443"));
-        assert!(is_wildcard(""));
-        assert!(is_wildcard("[::]:8443"));
-        assert!(!is_wildcard("127.0.0.11:8443"));
+    fn expiries_add_up() {
         assert_eq!(parse_expiry("1d 12H"), Some(129_600));
+        assert_eq!(parse_expiry("3X"), None);
     }
 }

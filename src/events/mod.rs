@@ -1,5 +1,10 @@
 //! The event hub: every operation, lifecycle and logging event this member produces (and, in a
-//! cluster, relays) goes through one broadcast channel that `/1.0/events` listeners subscribe to.
+//! cluster, relays from the other members) goes through one broadcast channel that
+//! `/1.0/events` listeners subscribe to. A handle every service holds.
+//!
+//! May call: api (event types), util.
+
+pub mod logging;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -112,57 +117,5 @@ impl EventHub {
     pub fn lifecycle(&self, project: &str, action: &str, source: String, requestor: Option<EventRequestor>) {
         let ev = LifecycleEvent { action: action.into(), source, context: None, requestor };
         self.send(TYPE_LIFECYCLE, project, serde_json::to_value(ev).unwrap_or_default());
-    }
-}
-
-/// A `tracing` layer that turns this crate's log records into `logging` events, so
-/// `lxc monitor --type logging` shows the daemon's log as LXD's does.
-pub struct LoggingLayer {
-    pub hub: Arc<EventHub>,
-}
-
-struct FieldCollector {
-    message: String,
-    context: serde_json::Map<String, serde_json::Value>,
-}
-
-impl tracing::field::Visit for FieldCollector {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.message = value.to_string();
-        } else {
-            self.context.insert(field.name().into(), value.into());
-        }
-    }
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let text = format!("{value:?}");
-        if field.name() == "message" {
-            self.message = text;
-        } else {
-            self.context.insert(field.name().into(), text.into());
-        }
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LoggingLayer {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
-        if !self.hub.wants_logging() || !event.metadata().target().starts_with("rxd") {
-            return;
-        }
-        let mut fields = FieldCollector { message: String::new(), context: serde_json::Map::new() };
-        event.record(&mut fields);
-        let level = match *event.metadata().level() {
-            tracing::Level::ERROR => "error",
-            tracing::Level::WARN => "warning",
-            tracing::Level::INFO => "info",
-            tracing::Level::DEBUG => "debug",
-            tracing::Level::TRACE => "trace",
-        };
-        let metadata = serde_json::json!({
-            "message": fields.message,
-            "level": level,
-            "context": fields.context,
-        });
-        self.hub.send(TYPE_LOGGING, "", metadata);
     }
 }

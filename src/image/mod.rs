@@ -1,7 +1,9 @@
 //! Image files on this member: LXD unified tarballs (metadata.yaml + rootfs/, gzip or xz)
 //! kept as `images/<fingerprint>`, where the fingerprint is the sha256 of the file. Importing
 //! reads the metadata; unpacking makes a container's root. Which members hold a file, and
-//! copying it between them, is the cluster layer's business (`cluster::images`).
+//! copying it between them, is `services::images::replication`'s business.
+//!
+//! May call: util.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,16 @@ pub enum ImageError {
     Invalid(String),
     #[error("{0}")]
     Io(String),
+}
+
+impl ImageError {
+    /// The HTTP status the API answers this error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ImageError::Invalid(_) => 400,
+            ImageError::Io(_) => 500,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, ImageError>;

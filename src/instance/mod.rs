@@ -37,6 +37,15 @@ pub enum InstanceError {
 }
 
 impl InstanceError {
+    /// The HTTP status the API answers this error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            InstanceError::NotFound(_) => 404,
+            InstanceError::BadRequest(_) | InstanceError::AlreadyRunning | InstanceError::NotRunning => 400,
+            InstanceError::Io(_) | InstanceError::StartFailed(_) => 500,
+        }
+    }
+
     pub fn io(what: &str, path: &std::path::Path, e: impl std::fmt::Display) -> InstanceError {
         InstanceError::Io(format!("{what} {}: {e}", path.display()))
     }

@@ -1,6 +1,9 @@
 //! Operations: the in-memory registry of this member's long-running actions and tokens. Every
 //! state change is published as an `operation` event, which is how clients learn an operation
 //! finished; finished operations are kept a few seconds so late readers still see the result.
+//! A handle every service holds; the operations API across members is `services::operations`.
+//!
+//! May call: events, api, util.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,8 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::events::{EventHub, TYPE_OPERATION};
 use crate::api::{OpStatus, Operation};
+use crate::events::{EventHub, TYPE_OPERATION};
 use crate::util::time;
 
 /// How long a finished operation stays visible.
@@ -90,8 +93,20 @@ impl Op {
     }
 }
 
-/// What a task returns: new metadata on success, or the error text.
-pub type TaskResult = Result<Option<serde_json::Value>, String>;
+/// How an operation ended: new metadata on success, or the failure as the operation's `err`
+/// reports it (the wire form of the error that ended it).
+pub type Outcome = Result<Option<serde_json::Value>, Failure>;
+
+/// The text of the error that failed an operation, as LXD's `err` field carries it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Failure(pub String);
+
+impl Failure {
+    pub fn of(e: impl std::fmt::Display) -> Failure {
+        Failure(e.to_string())
+    }
+}
 
 #[derive(Debug)]
 pub struct Operations {
@@ -142,27 +157,28 @@ impl Operations {
     }
 
     /// Registers a Running task and runs `work` in the background; its result completes it.
-    pub fn spawn_task<F>(self: &Arc<Self>, new: NewOp, work: F) -> Arc<Op>
+    pub fn spawn_task<F, E>(self: &Arc<Self>, new: NewOp, work: F) -> Arc<Op>
     where
-        F: Future<Output = TaskResult> + Send + 'static,
+        F: Future<Output = Result<Option<serde_json::Value>, E>> + Send + 'static,
+        E: std::fmt::Display,
     {
         let op = self.start(new);
         let ops = self.clone();
         let id = op.id.clone();
         tokio::spawn(async move {
-            let result = work.await;
+            let result = work.await.map_err(Failure::of);
             ops.finish(&id, result);
         });
         op
     }
 
     /// Moves a running operation to Success or Failure.
-    pub fn finish(self: &Arc<Self>, id: &str, result: TaskResult) {
+    pub fn finish(self: &Arc<Self>, id: &str, result: Outcome) {
         let status = if result.is_ok() { OpStatus::Success } else { OpStatus::Failure };
         self.transition(id, status, |s| match result {
             Ok(Some(md)) => s.metadata = md,
             Ok(None) => {}
-            Err(e) => s.err = e,
+            Err(e) => s.err = e.0,
         });
     }
 

@@ -10,17 +10,8 @@ use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 use raft::storage::MemStorage;
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
-use crate::store::db::{Database, int};
-use crate::store::migrate::Migration;
-use crate::store::{Batch, Stmt, StoreError, Value};
-
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
-CREATE TABLE log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, entry BLOB NOT NULL);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-",
-}];
+use crate::store::db::Database;
+use crate::store::{StoreError, raft_log};
 
 /// Durable raft state of one replica.
 #[derive(Clone)]
@@ -42,45 +33,36 @@ fn decode<M: protobuf::Message>(bytes: &[u8], what: &str, path: &Path) -> Result
         .map_err(|e| StoreError::Corrupt { path: path.display().to_string(), reason: format!("{what}: {e}") })
 }
 
-fn blob(m: &impl protobuf::Message) -> Value {
-    Value::Blob(m.write_to_bytes().unwrap_or_default())
+fn encode(m: &impl protobuf::Message) -> Vec<u8> {
+    m.write_to_bytes().unwrap_or_default()
+}
+
+/// The in-memory log refused what the file holds or what raft handed over.
+fn mirror(e: raft::Error) -> StoreError {
+    StoreError::Internal(format!("raft log: {e}"))
 }
 
 impl LogStore {
     /// Opens the log and rebuilds the in-memory view. A log whose entries do not follow each
     /// other, or whose metadata cannot be decoded, is refused.
     pub async fn open(path: &Path, applied_conf: Option<ConfState>) -> Result<LogStore, StoreError> {
-        let db = Database::open(path, MIGRATIONS).await?;
-        let meta = db.query(&Stmt::new("SELECT key, value FROM meta", vec![])).await?;
-        let mut hs = HardState::default();
-        let mut truncated = (0u64, 0u64);
-        let mut conf = ConfState::default();
-        for r in &meta.rows {
-            let key = r.first().map(Value::render).unwrap_or_default();
-            let Some(Value::Blob(v)) = r.get(1) else {
-                continue;
-            };
-            match key.as_str() {
-                "hard_state" => hs = decode(v, "hard state", path)?,
-                "conf_state" => conf = decode(v, "conf state", path)?,
-                "truncated" => {
-                    let text = String::from_utf8_lossy(v);
-                    let (i, t) = text.split_once(':').unwrap_or(("0", "0"));
-                    truncated = (i.parse().unwrap_or(0), t.parse().unwrap_or(0));
-                }
-                _ => {}
-            }
-        }
-        let rows = db.query(&Stmt::new("SELECT idx, term, entry FROM log ORDER BY idx", vec![])).await?;
-        let mut entries = Vec::with_capacity(rows.rows.len());
+        let db = raft_log::open(path).await?;
+        let (meta, stored) = raft_log::load(&db).await?;
+        let hs: HardState = match &meta.hard_state {
+            Some(v) => decode(v, "hard state", path)?,
+            None => HardState::default(),
+        };
+        let conf: ConfState = match &meta.conf_state {
+            Some(v) => decode(v, "conf state", path)?,
+            None => ConfState::default(),
+        };
+        let truncated = meta.truncated;
+        let mut entries = Vec::with_capacity(stored.len());
         let mut expect = truncated.0 + 1;
-        for r in &rows.rows {
-            let idx = int(r, 0) as u64;
-            let Some(Value::Blob(bytes)) = r.get(2) else {
-                return Err(StoreError::Corrupt { path: path.display().to_string(), reason: format!("entry {idx} has no data") });
-            };
+        for (idx, term, bytes) in &stored {
+            let idx = *idx;
             let e: Entry = decode(bytes, &format!("entry {idx}"), path)?;
-            if idx != expect || e.index != idx || e.term != int(r, 1) as u64 {
+            if idx != expect || e.index != idx || e.term != *term {
                 return Err(StoreError::Corrupt {
                     path: path.display().to_string(),
                     reason: format!("log entry {idx} is out of sequence (expected {expect})"),
@@ -104,9 +86,9 @@ impl LogStore {
                 s.mut_metadata().index = truncated.0;
                 s.mut_metadata().term = truncated.1;
                 s.mut_metadata().set_conf_state(conf.clone());
-                w.apply_snapshot(s).map_err(|e| StoreError::Guard(e.to_string()))?;
+                w.apply_snapshot(s).map_err(mirror)?;
             }
-            w.append(&entries).map_err(|e| StoreError::Guard(e.to_string()))?;
+            w.append(&entries).map_err(mirror)?;
             w.set_hardstate(hs);
             w.set_conf_state(applied_conf.unwrap_or(conf));
         }
@@ -124,17 +106,12 @@ impl LogStore {
         Box::pin(async move {
             let conf = ConfState::from((voters, vec![]));
             let hs = HardState { term: 1, commit: 1, ..Default::default() };
-            let mut b = Batch::new();
-            b.push("DELETE FROM log", vec![]);
-            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('hard_state', ?)", vec![blob(&hs)]);
-            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('conf_state', ?)", vec![blob(&conf)]);
-            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('truncated', ?)", vec![Value::Blob(b"1:1".to_vec())]);
-            self.db.apply(&b).await?;
+            self.db.apply(&raft_log::reset(encode(&hs), encode(&conf), 1, 1)).await?;
             let mut s = Snapshot::default();
             s.mut_metadata().index = 1;
             s.mut_metadata().term = 1;
             s.mut_metadata().set_conf_state(conf);
-            self.mem.wl().apply_snapshot(s).map_err(|e| StoreError::Guard(e.to_string()))?;
+            self.mem.wl().apply_snapshot(s).map_err(mirror)?;
             Ok(())
         })
     }
@@ -150,23 +127,11 @@ impl LogStore {
             if entries.is_empty() && hs.is_none() {
                 return Ok(());
             }
-            let mut b = Batch::new();
-            if let Some(first) = entries.first() {
-                b.push("DELETE FROM log WHERE idx >= ?", vec![Value::Int(first.index as i64)]);
-            }
-            for e in entries {
-                b.push(
-                    "INSERT INTO log (idx, term, entry) VALUES (?, ?, ?)",
-                    vec![Value::Int(e.index as i64), Value::Int(e.term as i64), blob(e)],
-                );
-            }
-            if let Some(hs) = hs {
-                b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('hard_state', ?)", vec![blob(hs)]);
-            }
-            self.db.apply(&b).await?;
+            let stored: Vec<raft_log::Stored> = entries.iter().map(|e| (e.index, e.term, encode(e))).collect();
+            self.db.apply(&raft_log::append(&stored, hs.map(encode))).await?;
             let mut w = self.mem.wl();
             if !entries.is_empty() {
-                w.append(entries).map_err(|e| StoreError::Guard(e.to_string()))?;
+                w.append(entries).map_err(mirror)?;
             }
             if let Some(hs) = hs {
                 w.set_hardstate(hs.clone());
@@ -198,17 +163,9 @@ impl LogStore {
             let mut hard = hs.cloned().unwrap_or_else(|| self.mem.rl().hard_state().clone());
             hard.commit = hard.commit.max(md.index);
             hard.term = hard.term.max(md.term);
-            let mut b = Batch::new();
-            b.push("DELETE FROM log", vec![]);
-            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('hard_state', ?)", vec![blob(&hard)]);
-            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('conf_state', ?)", vec![blob(md.get_conf_state())]);
-            b.push(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('truncated', ?)",
-                vec![Value::Blob(format!("{}:{}", md.index, md.term).into_bytes())],
-            );
-            self.db.apply(&b).await?;
+            self.db.apply(&raft_log::reset(encode(&hard), encode(md.get_conf_state()), md.index, md.term)).await?;
             let mut w = self.mem.wl();
-            w.apply_snapshot(snap.clone()).map_err(|e| StoreError::Guard(e.to_string()))?;
+            w.apply_snapshot(snap.clone()).map_err(mirror)?;
             w.set_hardstate(hard);
             Ok(())
         })
@@ -224,15 +181,8 @@ impl LogStore {
             if index < self.mem.first_index().unwrap_or(1) {
                 return Ok(());
             }
-            let mut b = Batch::new();
-            b.push("DELETE FROM log WHERE idx <= ?", vec![Value::Int(index as i64)]);
-            b.push(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('truncated', ?)",
-                vec![Value::Blob(format!("{index}:{term}").into_bytes())],
-            );
-            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('conf_state', ?)", vec![blob(conf)]);
-            self.db.apply(&b).await?;
-            self.mem.wl().compact(index).map_err(|e| StoreError::Guard(e.to_string()))?;
+            self.db.apply(&raft_log::compact(index, term, encode(conf))).await?;
+            self.mem.wl().compact(index).map_err(mirror)?;
             Ok(())
         })
     }
@@ -254,18 +204,15 @@ impl LogStore {
             } else {
                 vec![]
             };
-            let mut b = Batch::new();
             let mut changed = Vec::new();
             for e in entries {
                 if matches!(e.get_entry_type(), EntryType::EntryConfChange | EntryType::EntryConfChangeV2) {
                     let mut blank = Entry { index: e.index, term: e.term, ..Default::default() };
                     blank.set_entry_type(EntryType::EntryNormal);
-                    b.push("UPDATE log SET entry = ? WHERE idx = ?", vec![blob(&blank), Value::Int(e.index as i64)]);
-                    changed.push(blank);
+                    changed.push((e.index, encode(&blank)));
                 }
             }
-            b.push("INSERT OR REPLACE INTO meta (key, value) VALUES ('conf_state', ?)", vec![blob(conf)]);
-            self.db.apply(&b).await?;
+            self.db.apply(&raft_log::rewrite(&changed, encode(conf))).await?;
             Ok(changed.len())
         })
     }

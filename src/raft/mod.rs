@@ -3,7 +3,7 @@
 //! reads, snapshots and membership changes ([`node`]). Messages travel through a [`Transport`]
 //! supplied by the caller (mutual TLS between members in the daemon, channels in tests).
 //!
-//! May call: store. Nothing here knows about HTTP or cluster members' names.
+//! May call: store, util. Nothing here knows about HTTP or cluster members' names.
 
 pub mod log_store;
 pub mod node;
@@ -37,6 +37,18 @@ pub enum RaftError {
     Store(#[from] crate::store::StoreError),
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
+}
+
+impl RaftError {
+    /// The HTTP status the API answers this error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            RaftError::NotLeader { .. } | RaftError::Dropped | RaftError::Uncertain | RaftError::Stopped => 503,
+            RaftError::ChangeInProgress => 409,
+            RaftError::Store(e) => e.status(),
+            _ => 500,
+        }
+    }
 }
 
 /// Delivers raft messages to peers. Implementations batch per peer and must never block the

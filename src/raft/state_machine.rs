@@ -1,7 +1,7 @@
-//! The replicated state machine: the global SQLite database (`database/global/state.db`).
-//! Each committed entry's batch is applied in one transaction that also records the applied
-//! index, so a restart neither repeats nor skips an entry. Snapshots are `VACUUM INTO` copies
-//! of the file; installing one swaps the file.
+//! The replicated state machine: the global SQLite database (`database/global/state.db`,
+//! statements in `store::raft_state`). Each committed entry's batch is applied in one
+//! transaction that also records the applied index, so a restart neither repeats nor skips an
+//! entry. Snapshots are `VACUUM INTO` copies of the file; installing one swaps the file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,9 +10,8 @@ use protobuf::Message as _;
 use raft::prelude::ConfState;
 use tokio::sync::RwLock;
 
-use crate::store::db::{Database, Durability, apply_in};
-use crate::store::global::MIGRATIONS;
-use crate::store::{Batch, StoreError};
+use crate::store::db::Database;
+use crate::store::{Batch, StoreError, raft_state};
 
 /// What applying one entry produced: the batch's result for the proposer.
 pub type ApplyResult = Result<Vec<u64>, StoreError>;
@@ -30,37 +29,13 @@ pub struct StateMachine {
     db: Arc<RwLock<Database>>,
 }
 
-const APPLIED_TABLE: &str = "CREATE TABLE IF NOT EXISTS raft_applied (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    idx INTEGER NOT NULL,
-    term INTEGER NOT NULL,
-    conf_state BLOB NOT NULL
-)";
-
-/// Whether an error is a deterministic outcome of the batch (the same on every replica) rather
-/// than a fault of this machine.
-fn deterministic(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::NotFound(_)
-            | StoreError::Conflict(_)
-            | StoreError::Guard(_)
-            | StoreError::Sqlite(
-                sqlx::Error::Database(_)
-                    | sqlx::Error::RowNotFound
-                    | sqlx::Error::ColumnDecode { .. }
-                    | sqlx::Error::ColumnNotFound(_)
-                    | sqlx::Error::ColumnIndexOutOfBounds { .. }
-                    | sqlx::Error::TypeNotFound { .. }
-            )
-    )
+fn encode(conf: &ConfState) -> Vec<u8> {
+    conf.write_to_bytes().unwrap_or_default()
 }
 
 impl StateMachine {
     pub async fn open(path: &Path) -> Result<StateMachine, StoreError> {
-        // The log is durable; the state machine can be replayed from its applied index.
-        let db = Database::open_with(path, MIGRATIONS, Durability::Replayable).await?;
-        sqlx::Executor::execute(db.pool(), APPLIED_TABLE).await?;
+        let db = raft_state::open(path).await?;
         Ok(StateMachine { path: path.to_path_buf(), db: Arc::new(RwLock::new(db)) })
     }
 
@@ -72,12 +47,10 @@ impl StateMachine {
     pub fn applied<'a>(&'a self) -> crate::util::BoxFuture<'a, Result<Applied, StoreError>> {
         Box::pin(async move {
             let db = self.db.read().await;
-            let row: Option<(i64, i64, Vec<u8>)> =
-                sqlx::query_as("SELECT idx, term, conf_state FROM raft_applied WHERE id = 1").fetch_optional(db.pool()).await?;
-            Ok(match row {
-                Some((idx, term, cs)) => Applied {
-                    index: idx as u64,
-                    term: term as u64,
+            Ok(match raft_state::applied(&db).await? {
+                Some((index, term, cs)) => Applied {
+                    index,
+                    term,
                     conf: ConfState::parse_from_bytes(&cs).map_err(|e| StoreError::Corrupt {
                         path: self.path.display().to_string(),
                         reason: format!("applied configuration: {e}"),
@@ -86,16 +59,6 @@ impl StateMachine {
                 None => Applied::default(),
             })
         })
-    }
-
-    async fn record(conn: &mut sqlx::SqliteConnection, index: u64, term: u64, conf: &ConfState) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR REPLACE INTO raft_applied (id, idx, term, conf_state) VALUES (1, ?, ?, ?)")
-            .bind(index as i64)
-            .bind(term as i64)
-            .bind(conf.write_to_bytes().unwrap_or_default())
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
     }
 
     /// Applies one committed entry. `batch` is None for entries with no SQL (leader no-ops,
@@ -110,36 +73,15 @@ impl StateMachine {
     ) -> crate::util::BoxFuture<'a, Result<ApplyResult, StoreError>> {
         Box::pin(async move {
             let db = self.db.read().await;
-            let mut tx = db.pool().begin().await?;
-            let outcome = match batch {
-                Some(b) => apply_in(&mut tx, b).await,
-                None => Ok(Vec::new()),
-            };
-            match outcome {
-                Ok(affected) => {
-                    Self::record(&mut tx, index, term, conf).await?;
-                    tx.commit().await?;
-                    Ok(Ok(affected))
-                }
-                Err(e) if deterministic(&e) => {
-                    tx.rollback().await?;
-                    let mut tx = db.pool().begin().await?;
-                    Self::record(&mut tx, index, term, conf).await?;
-                    tx.commit().await?;
-                    Ok(Err(e))
-                }
-                Err(e) => Err(e),
-            }
+            raft_state::apply(&db, index, term, batch, &encode(conf)).await
         })
     }
 
     /// Copies the database (applied index included) to `dest`.
     pub fn snapshot_to<'a>(&'a self, dest: &'a Path) -> crate::util::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let _ = std::fs::remove_file(dest);
             let db = self.db.read().await;
-            sqlx::query("VACUUM INTO ?").bind(dest.display().to_string()).execute(db.pool()).await?;
-            Ok(())
+            raft_state::snapshot_to(&db, dest).await
         })
     }
 
@@ -149,15 +91,17 @@ impl StateMachine {
             let mut db = self.db.write().await;
             db.close().await;
             for suffix in ["-wal", "-shm"] {
+                // Left by the closed connections or absent: either way the new file needs none.
                 let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
             }
             std::fs::rename(file, &self.path)
                 .map_err(|source| StoreError::Io { path: self.path.display().to_string(), source })?;
-            if let Some(d) = self.path.parent().and_then(|dir| std::fs::File::open(dir).ok()) {
-                let _ = d.sync_all();
+            if let Some(d) = self.path.parent().and_then(|dir| std::fs::File::open(dir).ok())
+                && let Err(e) = d.sync_all()
+            {
+                tracing::warn!(error = %e, "the installed snapshot's directory entry was not synced");
             }
-            *db = Database::open_with(&self.path, MIGRATIONS, Durability::Replayable).await?;
-            sqlx::Executor::execute(db.pool(), APPLIED_TABLE).await?;
+            *db = raft_state::open(&self.path).await?;
             drop(db);
             self.applied().await
         })
@@ -168,10 +112,7 @@ impl StateMachine {
         Box::pin(async move {
             let applied = self.applied().await?;
             let db = self.db.read().await;
-            let mut tx = db.pool().begin().await?;
-            Self::record(&mut tx, applied.index, applied.term, conf).await?;
-            tx.commit().await?;
-            Ok(())
+            raft_state::set_applied(&db, applied.index, applied.term, &encode(conf)).await
         })
     }
 

@@ -1,5 +1,5 @@
-//! One API request as the handlers see it: method, decoded path segments, query parameters,
-//! headers, body and who is asking.
+//! One API request as the actions see it: method, decoded path, query parameters, headers,
+//! body, who is asking, and (for websocket routes) the connection upgrade.
 
 use std::collections::HashMap;
 
@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use serde::de::DeserializeOwned;
 
-use super::response::Response;
+use super::response::ApiError;
 use crate::api::EventRequestor;
 
 /// How the caller reached us.
@@ -17,7 +17,7 @@ pub enum Transport {
     Tls,
 }
 
-/// Connection facts inserted into every request by the accept loop.
+/// Connection facts stamped on every request by the accept loop.
 #[derive(Clone, Debug)]
 pub struct PeerInfo {
     pub transport: Transport,
@@ -26,6 +26,17 @@ pub struct PeerInfo {
     /// DER of the TLS client certificate, if one was presented.
     pub cert_der: Option<Vec<u8>>,
     pub fingerprint: Option<String>,
+}
+
+/// Who the caller is, as authentication found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// No trusted certificate.
+    Untrusted,
+    /// The unix socket, or a trusted client certificate.
+    Client,
+    /// Another cluster member (its server certificate is trusted).
+    Member,
 }
 
 pub struct Request {
@@ -38,9 +49,9 @@ pub struct Request {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub peer: PeerInfo,
-    pub trusted: bool,
-    /// The caller is another member (its server certificate is in the trust store).
-    pub cluster: bool,
+    pub caller: Caller,
+    /// The pending upgrade of the connection, for websocket routes.
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 /// Percent-decodes one path segment or query component (`+` stays as is in paths).
@@ -84,16 +95,22 @@ impl Request {
         self.query.get(key).map(String::as_str)
     }
 
+    /// A query parameter that is present and not empty.
+    pub fn query_given(&self, key: &str) -> Option<&str> {
+        self.query(key).filter(|v| !v.is_empty())
+    }
+
     pub fn recursion(&self) -> i64 {
         self.query("recursion").and_then(|r| r.parse().ok()).unwrap_or(0)
     }
 
     /// The project a request is scoped to (`?project=`, default `default`).
     pub fn project(&self) -> String {
-        match self.query("project") {
-            Some(p) if !p.is_empty() => p.to_string(),
-            _ => "default".into(),
-        }
+        self.query_given("project").unwrap_or("default").to_string()
+    }
+
+    pub fn all_projects(&self) -> bool {
+        self.query("all-projects") == Some("true")
     }
 
     /// Path and query as received, for forwarding to another member.
@@ -105,26 +122,30 @@ impl Request {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Decodes the JSON body; malformed JSON is a 400 that changes nothing.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Response> {
-        if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Err(Response::error(400, "unexpected EOF"));
-        }
-        serde_json::from_slice(&self.body).map_err(|e| Response::error(400, e.to_string()))
+    /// The ETag an `If-Match` names (quotes removed; absent or empty: none).
+    pub fn if_match(&self) -> Option<String> {
+        let given = self.header("if-match")?.trim().trim_matches('"');
+        (!given.is_empty()).then(|| given.to_string())
     }
 
-    /// Checks `If-Match` against the current ETag (absent header: no check).
-    pub fn check_etag(&self, current: &str) -> Result<(), Response> {
-        match self.header("if-match") {
-            Some(given) => {
-                let given = given.trim().trim_matches('"');
-                if given.is_empty() || given == current {
-                    Ok(())
-                } else {
-                    Err(Response::error(412, format!("ETag doesn't match: {current} vs {given}")))
-                }
-            }
-            None => Ok(()),
+    /// Whether another member sent this.
+    pub fn from_member(&self) -> bool {
+        self.caller == Caller::Member
+    }
+
+    /// Decodes the JSON body; malformed JSON is a 400 that changes nothing.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request("unexpected EOF"));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+
+    /// The JSON body as a map of the fields sent (to tell absent fields from defaults).
+    pub fn fields(&self) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+        match self.json::<serde_json::Value>()? {
+            serde_json::Value::Object(map) => Ok(map),
+            _ => Err(ApiError::bad_request("The request body must be a JSON object")),
         }
     }
 

@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use super::migrate::{self, Migration};
-use super::value::{Batch, GuardExpect, Step, Stmt, Value};
+use super::value::{Batch, GuardExpect, Step, Stmt, Value, Version};
 use super::{Result, StoreError};
 
 /// Rows of a query: column names and values in order.
@@ -227,7 +227,7 @@ pub async fn apply_in(conn: &mut sqlx::SqliteConnection, batch: &Batch) -> Resul
     for step in &batch.steps {
         match *step {
             Step::Stmt(i) => {
-                let stmt = batch.stmts.get(i).ok_or_else(|| StoreError::Guard("malformed batch".into()))?;
+                let stmt = batch.stmts.get(i).ok_or_else(malformed)?;
                 let q = bind_all(sqlx::query(&stmt.sql), &stmt.params);
                 let res = q.execute(&mut *conn).await.map_err(|e| match &e {
                     sqlx::Error::Database(d) if d.is_unique_violation() => {
@@ -238,7 +238,7 @@ pub async fn apply_in(conn: &mut sqlx::SqliteConnection, batch: &Batch) -> Resul
                 affected.push(res.rows_affected());
             }
             Step::Guard(i) => {
-                let g = batch.guards.get(i).ok_or_else(|| StoreError::Guard("malformed batch".into()))?;
+                let g = batch.guards.get(i).ok_or_else(malformed)?;
                 let q = bind_all(sqlx::query(&g.stmt.sql), &g.stmt.params);
                 // A guard is a count or an existence probe: no row counts as zero.
                 let n: i64 = match q.fetch_optional(&mut *conn).await? {
@@ -257,9 +257,74 @@ pub async fn apply_in(conn: &mut sqlx::SqliteConnection, batch: &Batch) -> Resul
                     });
                 }
             }
+            Step::Unchanged(i) => {
+                let u = batch.unchanged.get(i).ok_or_else(malformed)?;
+                let mut sets = Vec::with_capacity(u.version.stmts.len());
+                for stmt in &u.version.stmts {
+                    let rows = bind_all(sqlx::query(&stmt.sql), &stmt.params).fetch_all(&mut *conn).await?;
+                    let mut values = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        values.push(row_values(r)?);
+                    }
+                    sets.push(Rows { columns: Vec::new(), rows: values });
+                }
+                if digest(&sets) != u.version.digest {
+                    return Err(StoreError::PreconditionFailed(u.message.clone()));
+                }
+            }
         }
     }
     Ok(affected)
+}
+
+fn malformed() -> StoreError {
+    StoreError::Internal("malformed batch".into())
+}
+
+/// A value in an unambiguous text form (its type and its content), for digests.
+fn canonical(v: &Value, out: &mut String) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = match v {
+        Value::Null => write!(out, "n;"),
+        Value::Int(i) => write!(out, "i{i};"),
+        Value::Real(r) => write!(out, "r{};", r.to_bits()),
+        Value::Text(t) => write!(out, "t{}:{t}", t.len()),
+        Value::Blob(b) => write!(out, "b{}:{}", b.len(), b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+    };
+}
+
+/// The digest of what some statements read: the same rows give the same digest in any order,
+/// on any replica.
+pub fn digest(sets: &[Rows]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for set in sets {
+        let mut rows: Vec<String> = set
+            .rows
+            .iter()
+            .map(|r| {
+                let mut line = String::new();
+                for v in r {
+                    canonical(v, &mut line);
+                }
+                line
+            })
+            .collect();
+        rows.sort();
+        hasher.update(format!("{}\n", rows.len()));
+        for r in rows {
+            hasher.update(r.len().to_string());
+            hasher.update(":");
+            hasher.update(r);
+        }
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// The version of what `stmts` read (`sets` are their results, in order).
+pub fn version_of(stmts: Vec<Stmt>, sets: &[Rows]) -> Version {
+    Version { digest: digest(sets), stmts }
 }
 
 // Helpers for typed query functions.

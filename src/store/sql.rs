@@ -1,18 +1,14 @@
-//! `lxd sql`: arbitrary SQL against the local database or the global one (writes to the global
-//! database go through the cluster like every other write), and `.dump` / `.schema`.
+//! SQL text from outside rxd: `lxd sql` (arbitrary statements against the local database or
+//! the global one, whose writes go through the cluster like every other write, and `.dump` /
+//! `.schema`) and queued patch files (`database/patch.global.sql`). These are the only places
+//! SQL text does not come from this module's typed functions.
 
 use serde::Serialize;
 
-use super::{Daemon, Result};
-use crate::store::db::{Database, RawResult};
-use crate::store::global::GlobalDb;
-use crate::store::{Batch, Rows, Stmt, Value};
-
-#[derive(Clone, Copy)]
-pub enum Target {
-    Local,
-    Global,
-}
+use super::Result;
+use super::db::{Database, RawResult};
+use super::global::GlobalDb;
+use super::{Batch, Rows, Stmt, Value};
 
 /// One statement's outcome, in LXD's `/internal/sql` shape.
 #[derive(Serialize)]
@@ -50,15 +46,6 @@ pub enum SqlDb<'a> {
     Global(&'a GlobalDb),
 }
 
-impl Daemon {
-    fn sql_db(&self, target: Target) -> SqlDb<'_> {
-        match target {
-            Target::Local => SqlDb::Local(self.local.database()),
-            Target::Global => SqlDb::Global(&self.global),
-        }
-    }
-}
-
 async fn query(db: SqlDb<'_>, sql: &str) -> Result<Rows> {
     Ok(match db {
         SqlDb::Local(local) => match local.run_raw(sql).await? {
@@ -70,12 +57,7 @@ async fn query(db: SqlDb<'_>, sql: &str) -> Result<Rows> {
 }
 
 /// Runs each `;`-separated statement in its own transaction.
-pub async fn run(d: &Daemon, target: Target, text: &str) -> Result<Vec<SqlResult>> {
-    run_on(d.sql_db(target), text).await
-}
-
-/// [`run`] against a given database.
-pub async fn run_on(db: SqlDb<'_>, text: &str) -> Result<Vec<SqlResult>> {
+pub async fn run(db: SqlDb<'_>, text: &str) -> Result<Vec<SqlResult>> {
     let mut out = Vec::new();
     for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         if is_read(stmt) {
@@ -98,7 +80,8 @@ pub async fn run_on(db: SqlDb<'_>, text: &str) -> Result<Vec<SqlResult>> {
     Ok(out)
 }
 
-fn literal(v: &Value) -> String {
+/// A value as an SQL literal (quotes doubled).
+pub fn literal(v: &Value) -> String {
     match v {
         Value::Null => "NULL".into(),
         Value::Int(i) => i.to_string(),
@@ -109,12 +92,7 @@ fn literal(v: &Value) -> String {
 }
 
 /// The database as SQL text, like `sqlite3 .dump` (or only the DDL with `schema_only`).
-pub async fn dump(d: &Daemon, target: Target, schema_only: bool) -> Result<String> {
-    dump_on(d.sql_db(target), schema_only).await
-}
-
-/// [`dump`] of a given database.
-pub async fn dump_on(db: SqlDb<'_>, schema_only: bool) -> Result<String> {
+pub async fn dump(db: SqlDb<'_>, schema_only: bool) -> Result<String> {
     let tables =
         query(db, "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").await?;
     let mut out = String::new();
@@ -147,4 +125,13 @@ pub async fn dump_on(db: SqlDb<'_>, schema_only: bool) -> Result<String> {
         out.push_str("COMMIT;\n");
     }
     Ok(out)
+}
+
+/// The statements of a queued patch file, as one batch applied through the cluster.
+pub fn patch_batch(text: &str) -> Batch {
+    let mut b = Batch::new();
+    for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        b.push(stmt, vec![]);
+    }
+    b
 }

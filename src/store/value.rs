@@ -80,7 +80,7 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 }
 
 /// One parameterised statement. Parameters bind positionally to `?`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stmt {
     pub sql: String,
     pub params: Vec<Value>,
@@ -110,12 +110,31 @@ pub enum GuardExpect {
     NonZero,
 }
 
+/// What a read saw of an object's rows (those its ETag covers): the statements that read them
+/// and a digest of their rows. A batch guarded by it applies only if the same statements still
+/// give rows with the same digest when it is applied, on every replica alike: a write made
+/// from a stale read fails instead of overwriting what happened in between.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Version {
+    pub stmts: Vec<Stmt>,
+    pub digest: String,
+}
+
+/// A [`Version`] check inside a batch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Unchanged {
+    pub version: Version,
+    pub message: String,
+}
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Step {
     /// Index into `Batch::guards`.
     Guard(usize),
     /// Index into `Batch::stmts`.
     Stmt(usize),
+    /// Index into `Batch::unchanged`.
+    Unchanged(usize),
 }
 
 /// Statements and guards applied in one transaction, in the order of `steps`.
@@ -123,6 +142,8 @@ pub enum Step {
 pub struct Batch {
     pub stmts: Vec<Stmt>,
     pub guards: Vec<Guard>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchanged: Vec<Unchanged>,
     pub steps: Vec<Step>,
 }
 
@@ -155,6 +176,13 @@ impl Batch {
         self.guards.push(Guard { stmt: Stmt::new(sql, params), expect, message: message.into(), not_found });
         self
     }
+    /// Abort with "precondition failed" unless the rows `version` was read from are unchanged.
+    pub fn require_unchanged(&mut self, version: &Version, message: impl Into<String>) -> &mut Self {
+        self.steps.push(Step::Unchanged(self.unchanged.len()));
+        self.unchanged.push(Unchanged { version: version.clone(), message: message.into() });
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }

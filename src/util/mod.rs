@@ -1,5 +1,9 @@
 //! Small helpers with no knowledge of the rest of rxd.
+//!
+//! May call: nothing else in rxd.
 
+pub mod secret;
+pub mod shutdown;
 pub mod time;
 pub mod tree;
 

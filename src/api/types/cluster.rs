@@ -162,6 +162,25 @@ pub struct Heartbeat {
     /// How far each replica's log reached when last heard of.
     #[serde(default, deserialize_with = "super::nullable")]
     pub positions: Vec<ReplicaPosition>,
+    /// Every admitted member with its address, state and last answered heartbeat, as the
+    /// leader recorded them: what each member's directory is refreshed from.
+    #[serde(default, deserialize_with = "super::nullable")]
+    pub directory: Vec<DirectoryEntry>,
+    /// `cluster.offline_threshold` in seconds (0: not sent).
+    #[serde(default)]
+    pub offline_threshold: u64,
+}
+
+/// One member as the member directory knows it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    pub id: u64,
+    pub name: String,
+    pub address: String,
+    /// `nodes.state`: created, pending or evacuated.
+    pub state: i64,
+    /// When the member last answered a heartbeat (RFC 3339).
+    pub heartbeat: String,
 }
 
 /// A replica's log end as a heartbeat reports it.

@@ -1,58 +1,119 @@
 //! `/1.0/certificates` and `/1.0/certificates/<fingerprint>`.
 
+use std::sync::Arc;
+
 use http::Method;
 
-use super::{HResult, list_response};
-use crate::api::http::request::Request;
-use crate::api::http::response::{Response, etag_of};
-use crate::api::{CertificatePut, CertificatesPost};
-use crate::daemon::Daemon;
-use crate::daemon::certificates::CertificateAdded;
+use crate::api::{CertificatePut, ClusterJoinToken, EventRequestor};
+use crate::server::request::{Caller, Request};
+use crate::server::response::{Answer, ApiError, Response};
+use crate::server::routes::{Action, Params};
+use crate::services::Member;
+use crate::services::certificates::{AddRequest, CertificateAdded};
 
-pub async fn collection(daemon: &Daemon, req: &Request) -> HResult {
-    match req.method {
-        Method::GET => {
-            let certs = daemon.certificates().await?;
-            Ok(list_response(req, certs, |c| format!("/1.0/certificates/{}", c.fingerprint)))
+fn url(fp: &str) -> String {
+    format!("/1.0/certificates/{fp}")
+}
+
+pub struct List {
+    recursion: i64,
+}
+
+impl Action for List {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(List { recursion: req.recursion() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let certs = member.certificates.list().await?;
+        Ok(Response::list(self.recursion, certs, |c| url(&c.fingerprint)))
+    }
+}
+
+pub struct Add {
+    request: AddRequest,
+}
+
+impl Action for Add {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(Add {
+            request: AddRequest {
+                body: req.json()?,
+                connection_cert: req.peer.cert_der.clone(),
+                trusted: req.caller != Caller::Untrusted,
+            },
+        })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let req = self.request;
+        // A joining member presents a cluster join token as its password.
+        if !req.trusted
+            && let Some(token) = ClusterJoinToken::decode(&req.body.password)
+        {
+            if !member.tokens.consume(&token).await {
+                return Err(ApiError::new(403, "No matching cluster join operation found"));
+            }
+            let fp = member.certificates.add_joining_member(req.body, req.connection_cert.as_deref()).await?;
+            return Ok(Response::created(url(&fp)));
         }
-        _ => {
-            let body: CertificatesPost = req.json()?;
-            let conn = req.peer.cert_der.as_deref();
-            if !req.trusted
-                && let Some(token) = crate::api::ClusterJoinToken::decode(&body.password)
-            {
-                if !crate::cluster::tokens::consume(daemon, &token).await {
-                    return Err(Response::error(403, "No matching cluster join operation found"));
-                }
-                let fp = daemon.add_joining_member_certificate(body, conn).await?;
-                return Ok(Response::created(format!("/1.0/certificates/{fp}")));
-            }
-            if !req.trusted {
-                let fp = daemon.add_certificate_untrusted(body, conn).await?;
-                return Ok(Response::created(format!("/1.0/certificates/{fp}")));
-            }
-            match daemon.add_certificate_trusted(body, conn).await? {
-                CertificateAdded::Certificate(fp) => Ok(Response::created(format!("/1.0/certificates/{fp}"))),
-                CertificateAdded::Token(op) => Ok(Response::Async(op)),
-            }
+        match member.certificates.add(req).await? {
+            CertificateAdded::Certificate(fp) => Ok(Response::created(url(&fp))),
+            CertificateAdded::Token(op) => Ok(Response::Async(op)),
         }
     }
 }
 
-pub async fn item(daemon: &Daemon, req: &Request, fingerprint: &str) -> HResult {
-    let cert = daemon.certificate(fingerprint).await?;
-    let etag = etag_of(&(&cert.name, &cert.kind, cert.restricted, &cert.projects, &cert.certificate));
-    match req.method {
-        Method::GET => Ok(Response::sync_etag(cert, etag)),
-        Method::DELETE => {
-            daemon.delete_certificate(&cert.fingerprint, Some(req.requestor())).await?;
-            Ok(Response::empty())
-        }
-        _ => {
-            let body: CertificatePut = req.json()?;
-            req.check_etag(&etag)?;
-            daemon.update_certificate(&cert.fingerprint, body, req.method == Method::PATCH).await?;
-            Ok(Response::empty())
-        }
+pub struct Get {
+    fingerprint: String,
+}
+
+impl Action for Get {
+    fn parse(_: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Get { fingerprint: p.at(0).to_string() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let (cert, etag) = member.certificates.get(&self.fingerprint).await?;
+        Ok(Response::sync_etag(cert, etag))
+    }
+}
+
+pub struct Update {
+    fingerprint: String,
+    put: CertificatePut,
+    patch: bool,
+    if_match: Option<String>,
+}
+
+impl Action for Update {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Update {
+            fingerprint: p.at(0).to_string(),
+            put: req.json()?,
+            patch: req.method == Method::PATCH,
+            if_match: req.if_match(),
+        })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.certificates.update(&self.fingerprint, self.put, self.patch, self.if_match.as_deref()).await?;
+        Ok(Response::empty())
+    }
+}
+
+pub struct Delete {
+    fingerprint: String,
+    requestor: EventRequestor,
+}
+
+impl Action for Delete {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Delete { fingerprint: p.at(0).to_string(), requestor: req.requestor() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.certificates.delete(&self.fingerprint, Some(self.requestor)).await?;
+        Ok(Response::empty())
     }
 }

@@ -1,36 +1,63 @@
-//! `/1.0/images`, `/1.0/images/<fp>`, `/1.0/images/<fp>/export` and `/1.0/images/aliases…`.
+//! `/1.0/images`, `/1.0/images/<fp>`, `/1.0/images/<fp>/export`, `/1.0/images/aliases…` and
+//! `/internal/images/<fp>` (members fetching, pushing and dropping image files).
 
 use std::sync::Arc;
 
 use http::Method;
 
-use super::HResult;
-use crate::api::http::request::{Request, parse_query};
-use crate::api::http::response::{Response, etag_of};
-use crate::api::{ImageAlias, ImagePut};
-use crate::daemon::Daemon;
-use crate::daemon::images::{Upload, render};
-use crate::store::Batch;
-use crate::store::global::images as store;
+use crate::api::{ImageAlias, ImagePut, NamePost};
+use crate::server::request::{Request, parse_query};
+use crate::server::response::{Answer, ApiError, Response};
+use crate::server::routes::{Action, Params};
+use crate::services::Member;
+use crate::services::images::{AliasChange, ImagePatch, Upload};
 
-pub async fn collection(daemon: &Arc<Daemon>, req: &Request) -> HResult {
-    let project = req.project();
-    if req.method == Method::POST {
+fn url(fp: &str) -> String {
+    format!("/1.0/images/{fp}")
+}
+
+fn alias_url(name: &str) -> String {
+    format!("/1.0/images/aliases/{name}")
+}
+
+pub struct List {
+    project: String,
+    recursion: i64,
+}
+
+impl Action for List {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(List { project: req.project(), recursion: req.recursion() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let images = member.images.list(&self.project).await?;
+        Ok(Response::list(self.recursion, images, |i| url(&i.fingerprint)))
+    }
+}
+
+/// An upload of a unified tarball.
+pub struct Import {
+    project: String,
+    data: bytes::Bytes,
+    upload: Upload,
+}
+
+impl Action for Import {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
         let ctype = req.header("content-type").unwrap_or("");
         if ctype.starts_with("multipart/") {
-            return Err(Response::error(
-                400,
+            return Err(ApiError::bad_request(
                 "Split images are not supported: import a unified tarball (metadata.yaml + rootfs/)",
             ));
         }
         if ctype.starts_with("application/json") {
-            return Err(Response::error(
-                400,
+            return Err(ApiError::bad_request(
                 "Only image file uploads are supported (lxc image import <tarball>); copying from image servers is not",
             ));
         }
         if req.body.is_empty() {
-            return Err(Response::error(400, "No image data received"));
+            return Err(ApiError::bad_request("No image data received"));
         }
         let properties = req.header("x-lxd-properties").map(parse_query).unwrap_or_default().into_iter().collect();
         let upload = Upload {
@@ -38,124 +65,240 @@ pub async fn collection(daemon: &Arc<Daemon>, req: &Request) -> HResult {
             public: req.header("x-lxd-public").is_some_and(|v| v == "true" || v == "1"),
             properties,
         };
-        return Ok(Response::Async(daemon.import_image(&project, req.body.clone(), upload).await?));
+        Ok(Import { project: req.project(), data: req.body.clone(), upload })
     }
-    let images = store::list(&daemon.global, &project).await?;
-    if req.recursion() > 0 {
-        return Ok(Response::sync(images.iter().map(render).collect::<Vec<_>>()));
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        Ok(Response::Async(member.images.import(&self.project, self.data, self.upload)))
     }
-    Ok(Response::sync(images.iter().map(|i| format!("/1.0/images/{}", i.fingerprint)).collect::<Vec<_>>()))
 }
 
-pub async fn item(daemon: &Arc<Daemon>, req: &Request, fp: &str) -> HResult {
-    let project = req.project();
-    let image = store::get(&daemon.global, &project, fp).await?;
-    let current = render(&image);
-    let etag = etag_of(&current.put);
-    match req.method {
-        Method::GET => Ok(Response::sync_etag(current, etag)),
-        Method::DELETE => Ok(Response::Async(daemon.delete_image(&project, &image.fingerprint).await?)),
-        _ => {
-            req.check_etag(&etag)?;
-            let mut body: ImagePut = req.json()?;
-            if req.method == Method::PATCH {
-                let raw: serde_json::Value = req.json()?;
-                let mut props = current.put.properties.clone();
-                props.extend(body.properties);
-                body.properties = props;
-                if raw.get("public").is_none() {
-                    body.public = current.put.public;
-                }
-                if raw.get("auto_update").is_none() {
-                    body.auto_update = current.put.auto_update;
-                }
-            }
-            let mut b = Batch::new();
-            store::update(&mut b, &project, &image.fingerprint, body.public, body.auto_update, &body.properties);
-            daemon.global.apply(&b).await.map_err(crate::daemon::Error::from)?;
-            daemon.events.lifecycle(&project, "image-updated", format!("/1.0/images/{}", image.fingerprint), None);
-            Ok(Response::empty())
-        }
+pub struct Get {
+    project: String,
+    fingerprint: String,
+}
+
+impl Action for Get {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Get { project: req.project(), fingerprint: p.at(0).to_string() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let (image, etag) = member.images.get(&self.project, &self.fingerprint).await?;
+        Ok(Response::sync_etag(image, etag))
+    }
+}
+
+pub struct Update {
+    project: String,
+    fingerprint: String,
+    put: ImagePut,
+    patch: Option<ImagePatch>,
+    if_match: Option<String>,
+}
+
+impl Action for Update {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        let put: ImagePut = req.json()?;
+        let patch = if req.method == Method::PATCH {
+            let fields = req.fields()?;
+            Some(ImagePatch {
+                properties: put.properties.clone(),
+                public: fields.contains_key("public").then_some(put.public),
+                auto_update: fields.contains_key("auto_update").then_some(put.auto_update),
+            })
+        } else {
+            None
+        };
+        Ok(Update { project: req.project(), fingerprint: p.at(0).to_string(), put, patch, if_match: req.if_match() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.images.update(&self.project, &self.fingerprint, self.put, self.patch, self.if_match.as_deref()).await?;
+        Ok(Response::empty())
+    }
+}
+
+pub struct Delete {
+    project: String,
+    fingerprint: String,
+}
+
+impl Action for Delete {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Delete { project: req.project(), fingerprint: p.at(0).to_string() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        Ok(Response::Async(member.images.delete(&self.project, &self.fingerprint).await?))
     }
 }
 
 /// `GET /1.0/images/<fp>/export`: the tarball, from this member or one that holds it.
-pub async fn export(daemon: &Arc<Daemon>, req: &Request, fp: &str) -> HResult {
-    let project = req.project();
-    let image = store::get(&daemon.global, &project, fp).await?;
-    if !crate::image::has(&daemon.paths.dir, &image.fingerprint) {
-        daemon.ensure_image_file(&project, &image.fingerprint).await?;
-    }
-    let data = tokio::fs::read(crate::image::path(&daemon.paths.dir, &image.fingerprint))
-        .await
-        .map_err(|e| Response::error(500, format!("reading the image: {e}")))?;
-    let ext =
-        image.filename.split_once('.').map(|(_, e)| e.to_string()).filter(|e| !e.is_empty()).unwrap_or_else(|| "tar.gz".into());
-    let headers = [("Content-Disposition", format!("inline;filename={}.{ext}", image.fingerprint))];
-    Ok(Response::raw(200, "application/octet-stream", &headers, data.into()))
+pub struct Export {
+    project: String,
+    fingerprint: String,
 }
 
-fn alias_url(name: &str) -> String {
-    format!("/1.0/images/aliases/{name}")
+impl Action for Export {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Export { project: req.project(), fingerprint: p.at(0).to_string() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let (data, filename) = member.images.export(&self.project, &self.fingerprint).await?;
+        let headers = [("Content-Disposition", format!("inline;filename={filename}"))];
+        Ok(Response::raw(200, "application/octet-stream", &headers, data.into()))
+    }
 }
 
-pub async fn aliases(daemon: &Arc<Daemon>, req: &Request) -> HResult {
-    let project = req.project();
-    if req.method == Method::POST {
-        let body: ImageAlias = req.json()?;
-        if body.name.is_empty() {
-            return Err(Response::error(400, "Alias name missing"));
-        }
-        let image = store::get(&daemon.global, &project, &body.target).await?;
-        let mut b = Batch::new();
-        store::create_alias(
-            &mut b,
-            &project,
-            &store::Alias { name: body.name.clone(), description: body.description, target: image.fingerprint },
-        );
-        daemon.global.apply(&b).await.map_err(crate::daemon::Error::from)?;
-        daemon.events.lifecycle(&project, "image-alias-created", alias_url(&body.name), None);
-        return Ok(Response::created(alias_url(&body.name)));
-    }
-    let all = store::aliases(&daemon.global, &project).await?;
-    if req.recursion() > 0 {
-        let out: Vec<ImageAlias> = all
-            .into_iter()
-            .map(|a| ImageAlias { name: a.name, description: a.description, target: a.target, kind: "container".into() })
-            .collect();
-        return Ok(Response::sync(out));
-    }
-    Ok(Response::sync(all.iter().map(|a| alias_url(&a.name)).collect::<Vec<_>>()))
+pub struct AliasList {
+    project: String,
+    recursion: i64,
 }
 
-pub async fn alias(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
-    let project = req.project();
-    let a = store::alias(&daemon.global, &project, name).await?;
-    let current = ImageAlias {
-        name: a.name.clone(),
-        description: a.description.clone(),
-        target: a.target.clone(),
-        kind: "container".into(),
-    };
-    let etag = etag_of(&(&current.description, &current.target));
-    let mut b = Batch::new();
-    match req.method {
-        Method::GET => return Ok(Response::sync_etag(current, etag)),
-        Method::DELETE => store::delete_alias(&mut b, &project, name),
-        Method::POST => {
-            let body: crate::api::NamePost = req.json()?;
-            store::rename_alias(&mut b, &project, name, &body.name);
-        }
-        _ => {
-            req.check_etag(&etag)?;
-            let raw: serde_json::Value = req.json()?;
-            let target = raw.get("target").and_then(|v| v.as_str()).map(str::to_string).unwrap_or(a.target.clone());
-            let description =
-                raw.get("description").and_then(|v| v.as_str()).map(str::to_string).unwrap_or(a.description.clone());
-            let target = store::get(&daemon.global, &project, &target).await?.fingerprint;
-            store::update_alias(&mut b, &project, name, &target, &description);
-        }
+impl Action for AliasList {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(AliasList { project: req.project(), recursion: req.recursion() })
     }
-    daemon.global.apply(&b).await.map_err(crate::daemon::Error::from)?;
-    Ok(Response::empty())
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let all = member.images.aliases(&self.project).await?;
+        Ok(Response::list(self.recursion, all, |a| alias_url(&a.name)))
+    }
+}
+
+pub struct AliasCreate {
+    project: String,
+    alias: ImageAlias,
+}
+
+impl Action for AliasCreate {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(AliasCreate { project: req.project(), alias: req.json()? })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        Ok(Response::created(member.images.create_alias(&self.project, self.alias).await?))
+    }
+}
+
+pub struct AliasGet {
+    project: String,
+    name: String,
+}
+
+impl Action for AliasGet {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(AliasGet { project: req.project(), name: p.at(0).to_string() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let (alias, etag) = member.images.alias(&self.project, &self.name).await?;
+        Ok(Response::sync_etag(alias, etag))
+    }
+}
+
+pub struct AliasUpdate {
+    project: String,
+    name: String,
+    change: AliasChange,
+    if_match: Option<String>,
+}
+
+impl Action for AliasUpdate {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        let fields = req.fields()?;
+        let text = |k: &str| fields.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let change = AliasChange { target: text("target"), description: text("description") };
+        Ok(AliasUpdate { project: req.project(), name: p.at(0).to_string(), change, if_match: req.if_match() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.images.update_alias(&self.project, &self.name, self.change, self.if_match.as_deref()).await?;
+        Ok(Response::empty())
+    }
+}
+
+pub struct AliasRename {
+    project: String,
+    name: String,
+    body: NamePost,
+}
+
+impl Action for AliasRename {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(AliasRename { project: req.project(), name: p.at(0).to_string(), body: req.json()? })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.images.rename_alias(&self.project, &self.name, &self.body.name).await?;
+        Ok(Response::empty())
+    }
+}
+
+pub struct AliasDelete {
+    project: String,
+    name: String,
+}
+
+impl Action for AliasDelete {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(AliasDelete { project: req.project(), name: p.at(0).to_string() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.images.delete_alias(&self.project, &self.name).await?;
+        Ok(Response::empty())
+    }
+}
+
+/// Another member fetches this member's copy of an image file.
+pub struct FileGet {
+    fingerprint: String,
+}
+
+impl Action for FileGet {
+    fn parse(_: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(FileGet { fingerprint: p.at(0).to_string() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let data = member.images.file(&self.fingerprint).await?;
+        Ok(Response::raw(200, "application/octet-stream", &[], data.into()))
+    }
+}
+
+/// Another member pushes a copy of an image file here.
+pub struct FilePut {
+    project: String,
+    fingerprint: String,
+    data: bytes::Bytes,
+}
+
+impl Action for FilePut {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(FilePut { project: req.project(), fingerprint: p.at(0).to_string(), data: req.body.clone() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.images.receive(&self.project, &self.fingerprint, self.data).await?;
+        Ok(Response::empty())
+    }
+}
+
+/// Another member tells this one to drop its copy of a deleted image.
+pub struct FileDelete {
+    fingerprint: String,
+}
+
+impl Action for FileDelete {
+    fn parse(_: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(FileDelete { fingerprint: p.at(0).to_string() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.images.remove_file(&self.fingerprint)?;
+        Ok(Response::empty())
+    }
 }

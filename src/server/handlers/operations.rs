@@ -1,62 +1,102 @@
-//! `/1.0/operations`, `/1.0/operations/<id>` and `/1.0/operations/<id>/wait`.
+//! `/1.0/operations`, `/1.0/operations/<id>`, `…/wait` and `…/websocket` (the streams of an
+//! exec session on this member).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Method;
+use crate::server::request::Request;
+use crate::server::response::{Answer, ApiError, Response};
+use crate::server::routes::{Action, Params};
+use crate::server::websocket;
+use crate::services::Member;
+use crate::services::operations::OperationScope;
 
-use super::HResult;
-use crate::api::http::request::Request;
-use crate::api::http::response::Response;
-use crate::daemon::Daemon;
-use crate::daemon::operations::CancelError;
-
-/// Operations grouped by lower-case status, as URLs or (with recursion) objects.
-pub async fn collection(daemon: &Arc<Daemon>, req: &Request) -> HResult {
-    let all_projects = req.query("all-projects") == Some("true");
-    let project = req.project();
-    let mut groups: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
-    for op in daemon.operations.list() {
-        if !all_projects && !op.project.is_empty() && op.project != project {
-            continue;
-        }
-        let rendered = op.render();
-        let key = rendered.status.to_lowercase();
-        let value = if req.recursion() > 0 { serde_json::to_value(&rendered).unwrap_or_default() } else { op.url().into() };
-        groups.entry(key).or_default().push(value);
-    }
-    for (status, item) in super::forwarding::operations_elsewhere(daemon, req).await {
-        groups.entry(status).or_default().push(item);
-    }
-    Ok(Response::sync(groups))
+pub struct List {
+    scope: OperationScope,
 }
 
-pub async fn item(daemon: &Arc<Daemon>, req: &Request, id: &str) -> HResult {
-    let Some(op) = daemon.operations.get(id) else {
-        return super::forwarding::operation_elsewhere(daemon, req)
-            .await
-            .ok_or_else(|| Response::error(404, "Operation not found"));
-    };
-    match req.method {
-        Method::GET => Ok(Response::sync(op.render())),
-        _ => match daemon.operations.cancel(id) {
-            Ok(()) => Ok(Response::empty()),
-            Err(CancelError::NotFound) => Err(Response::error(404, "Operation not found")),
-            Err(e) => Err(Response::error(400, e.to_string())),
-        },
+impl Action for List {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(List {
+            scope: OperationScope {
+                project: req.project(),
+                all_projects: req.all_projects(),
+                recursion: req.recursion(),
+                only_local: req.from_member(),
+                uri: req.uri(),
+            },
+        })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        Ok(Response::sync(member.ops.list(&self.scope).await))
     }
 }
 
-pub async fn wait(daemon: &Arc<Daemon>, req: &Request, id: &str) -> HResult {
-    if daemon.operations.get(id).is_none()
-        && let Some(r) = super::forwarding::operation_elsewhere(daemon, req).await
-    {
-        return Ok(r);
+pub struct Get {
+    id: String,
+}
+
+impl Action for Get {
+    fn parse(_: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Get { id: p.at(0).to_string() })
     }
-    let timeout = match req.query("timeout").and_then(|t| t.parse::<f64>().ok()) {
-        Some(t) if t >= 0.0 => Some(Duration::from_secs_f64(t)),
-        _ => None,
-    };
-    daemon.operations.wait(id, timeout).await.map(Response::sync).ok_or_else(|| Response::error(404, "Operation not found"))
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        Ok(Response::sync(member.ops.get(&self.id)?))
+    }
+}
+
+pub struct Cancel {
+    id: String,
+}
+
+impl Action for Cancel {
+    fn parse(_: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Cancel { id: p.at(0).to_string() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.ops.cancel(&self.id)?;
+        Ok(Response::empty())
+    }
+}
+
+pub struct Wait {
+    id: String,
+    timeout: Option<Duration>,
+}
+
+impl Action for Wait {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        let timeout = match req.query("timeout").and_then(|t| t.parse::<f64>().ok()) {
+            Some(t) if t >= 0.0 => Some(Duration::from_secs_f64(t)),
+            _ => None,
+        };
+        Ok(Wait { id: p.at(0).to_string(), timeout })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        Ok(Response::sync(member.ops.wait(&self.id, self.timeout).await?))
+    }
+}
+
+/// `GET /1.0/operations/<id>/websocket?secret=…`: one stream of an exec session here.
+pub struct Websocket {
+    upgrade: websocket::Upgrade,
+    secret: String,
+}
+
+impl Action for Websocket {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        let secret = req.query("secret").unwrap_or_default().to_string();
+        Ok(Websocket { upgrade: websocket::Upgrade::take(req)?, secret })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let Some(attach) = member.instances.attach(&self.secret) else {
+            return Err(ApiError::new(403, "Invalid websocket secret"));
+        };
+        Ok(websocket::accept(self.upgrade, move |socket| websocket::carry(socket, attach)))
+    }
 }

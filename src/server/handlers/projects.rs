@@ -1,57 +1,117 @@
 //! `/1.0/projects` and `/1.0/projects/<name>`.
 
+use std::sync::Arc;
+
 use http::Method;
 
-use super::{HResult, list_response};
-use crate::api::http::request::Request;
-use crate::api::http::response::{Response, etag_of};
 use crate::api::{NamePost, ProjectPut, ProjectsPost};
-use crate::daemon::Daemon;
+use crate::server::request::Request;
+use crate::server::response::{Answer, ApiError, Response};
+use crate::server::routes::{Action, Params};
+use crate::services::Member;
+use crate::services::projects::{ProjectChange, ProjectPatch};
 
-pub async fn collection(daemon: &Daemon, req: &Request) -> HResult {
-    match req.method {
-        Method::GET => {
-            let projects = daemon.projects().await?;
-            Ok(list_response(req, projects, |p| format!("/1.0/projects/{}", p.name)))
-        }
-        _ => {
-            let body: ProjectsPost = req.json()?;
-            let name = body.name.clone();
-            daemon.create_project(body).await?;
-            Ok(Response::created(format!("/1.0/projects/{name}")))
-        }
+fn url(name: &str) -> String {
+    format!("/1.0/projects/{name}")
+}
+
+pub struct List {
+    recursion: i64,
+}
+
+impl Action for List {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(List { recursion: req.recursion() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let projects = member.projects.list().await?;
+        Ok(Response::list(self.recursion, projects, |p| url(&p.name)))
     }
 }
 
-pub async fn item(daemon: &Daemon, req: &Request, name: &str) -> HResult {
-    let current = daemon.project(name).await?;
-    let writable = ProjectPut { config: current.config.clone(), description: current.description.clone() };
-    let etag = etag_of(&(&writable.config, &writable.description));
-    match req.method {
-        Method::GET => Ok(Response::sync_etag(current, etag)),
-        Method::DELETE => {
-            daemon.delete_project(name).await?;
-            Ok(Response::empty())
-        }
-        Method::POST => {
-            let body: NamePost = req.json()?;
-            daemon.rename_project(name, &body.name).await?;
-            Ok(Response::created(format!("/1.0/projects/{}", body.name)))
-        }
-        _ => {
-            let mut body: ProjectPut = req.json()?;
-            req.check_etag(&etag)?;
-            if req.method == Method::PATCH {
-                let raw: serde_json::Value = req.json()?;
-                if raw.get("description").is_none() {
-                    body.description = writable.description.clone();
-                }
-                let mut config = writable.config.clone();
-                config.extend(body.config);
-                body.config = config;
-            }
-            daemon.update_project(name, body).await?;
-            Ok(Response::empty())
-        }
+pub struct Create {
+    body: ProjectsPost,
+}
+
+impl Action for Create {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(Create { body: req.json()? })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let name = self.body.name.clone();
+        member.projects.create(self.body).await?;
+        Ok(Response::created(url(&name)))
+    }
+}
+
+pub struct Get {
+    name: String,
+}
+
+impl Action for Get {
+    fn parse(_: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Get { name: p.at(0).to_string() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let (project, etag) = member.projects.get(&self.name).await?;
+        Ok(Response::sync_etag(project, etag))
+    }
+}
+
+pub struct Update {
+    name: String,
+    change: ProjectChange,
+    if_match: Option<String>,
+}
+
+impl Action for Update {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        let put: ProjectPut = req.json()?;
+        let change = if req.method == Method::PATCH {
+            let given_description = req.fields()?.contains_key("description");
+            ProjectChange::Patch(ProjectPatch { config: put.config, description: given_description.then_some(put.description) })
+        } else {
+            ProjectChange::Replace(put)
+        };
+        Ok(Update { name: p.at(0).to_string(), change, if_match: req.if_match() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.projects.update(&self.name, self.change, self.if_match.as_deref()).await?;
+        Ok(Response::empty())
+    }
+}
+
+pub struct Rename {
+    name: String,
+    body: NamePost,
+}
+
+impl Action for Rename {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Rename { name: p.at(0).to_string(), body: req.json()? })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.projects.rename(&self.name, &self.body.name).await?;
+        Ok(Response::created(url(&self.body.name)))
+    }
+}
+
+pub struct Delete {
+    name: String,
+}
+
+impl Action for Delete {
+    fn parse(_: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Delete { name: p.at(0).to_string() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.projects.delete(&self.name).await?;
+        Ok(Response::empty())
     }
 }

@@ -1,38 +1,59 @@
-//! `GET/PUT/PATCH /1.0`.
+//! `GET /`, `GET /1.0` and `PUT/PATCH /1.0`.
 
 use std::sync::Arc;
 
 use http::Method;
 
-use super::HResult;
 use crate::api::ServerPut;
-use crate::api::http::request::Request;
-use crate::api::http::response::{Response, etag_of};
-use crate::daemon::Daemon;
+use crate::server::request::{Caller, Request};
+use crate::server::response::{Answer, ApiError, Response};
+use crate::server::routes::{Action, Params};
+use crate::services::Member;
+use crate::services::server_config::untrusted_info;
 
-pub async fn handle(daemon: &Arc<Daemon>, req: &Request) -> HResult {
-    if !req.trusted {
-        return Ok(Response::sync(daemon.untrusted_info()));
+pub struct Root;
+
+impl Action for Root {
+    fn parse(_: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(Root)
     }
-    let info = daemon.server_info().await?;
-    let etag = etag_of(&info.config);
-    match req.method {
-        Method::GET => Ok(Response::sync_etag(info, etag)),
-        _ => {
-            let body: ServerPut = req.json()?;
-            req.check_etag(&etag)?;
-            daemon.update_config(&body.config, req.method == Method::PUT).await?;
-            // New role limits take effect now, not at the next heartbeat round.
-            let limits = ["cluster.max_voters", "cluster.max_standby"];
-            if limits.iter().any(|k| body.config.contains_key(*k) || (req.method == Method::PUT && info.config.contains_key(*k)))
-            {
-                crate::cluster::rebalance::nudge(daemon);
-            }
-            if body.config.contains_key("cluster.images_minimal_replica") && daemon.cluster_runtime().is_some() {
-                let d = daemon.clone();
-                tokio::spawn(async move { crate::cluster::images::rebalance(&d).await });
-            }
-            Ok(Response::empty())
+
+    async fn run(self, _: &Arc<Member>) -> Answer {
+        Ok(Response::sync(["/1.0"]))
+    }
+}
+
+pub struct Get {
+    trusted: bool,
+}
+
+impl Action for Get {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(Get { trusted: req.caller != Caller::Untrusted })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        if !self.trusted {
+            return Ok(Response::sync(untrusted_info()));
         }
+        let (info, etag) = member.config.info().await?;
+        Ok(Response::sync_etag(info, etag))
+    }
+}
+
+pub struct Update {
+    body: ServerPut,
+    replace: bool,
+    if_match: Option<String>,
+}
+
+impl Action for Update {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(Update { body: req.json()?, replace: req.method == Method::PUT, if_match: req.if_match() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.config.update(&self.body.config, self.replace, self.if_match.as_deref()).await?;
+        Ok(Response::empty())
     }
 }

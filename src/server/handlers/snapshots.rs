@@ -2,76 +2,106 @@
 
 use std::sync::Arc;
 
-use http::Method;
+use crate::server::request::Request;
+use crate::server::response::{Answer, ApiError, Response};
+use crate::server::routes::{Action, Params};
+use crate::services::Member;
+use crate::services::instances::snapshots::snapshot_url;
 
-use super::HResult;
-use crate::api::http::request::Request;
-use crate::api::http::response::Response;
-use crate::api::{Instance, InstancePut};
-use crate::daemon::Daemon;
-use crate::daemon::snapshots::snapshot_url;
-use crate::store::global::{instances as store, snapshots};
+pub struct List {
+    project: String,
+    name: String,
+    recursion: i64,
+}
 
-/// A snapshot as LXD's API shows it: the instance's shape, named after the snapshot, with the
-/// configuration it had when taken.
-pub fn render(row: &store::Instance, s: &snapshots::Snapshot) -> Instance {
-    Instance {
-        put: InstancePut {
-            architecture: row.architecture.clone(),
-            config: s.config.clone(),
-            devices: row.devices.clone(),
-            ephemeral: false,
-            profiles: row.profiles.clone(),
-            stateful: s.stateful,
-            description: s.description.clone(),
-        },
-        created_at: s.created_at.clone(),
-        expanded_config: s.config.clone(),
-        expanded_devices: row.devices.clone(),
-        name: s.name.clone(),
-        last_used_at: "1970-01-01T00:00:00Z".into(),
-        location: row.location.clone(),
-        kind: "container".into(),
-        project: row.project.clone(),
-        ..Default::default()
+impl Action for List {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(List { project: req.project(), name: p.at(0).to_string(), recursion: req.recursion() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let all = member.instances.snapshots(&self.project, &self.name).await?;
+        Ok(Response::list(self.recursion, all, |s| snapshot_url(&self.name, &s.name)))
     }
 }
 
-/// An instance's snapshots rendered (for `recursion` on the instance itself).
-pub async fn rendered(daemon: &Daemon, row: &store::Instance) -> Vec<Instance> {
-    snapshots::list(&daemon.global, &row.project, &row.name).await.unwrap_or_default().iter().map(|s| render(row, s)).collect()
+pub struct Create {
+    project: String,
+    name: String,
+    snapshot: String,
+    stateful: bool,
 }
 
-pub async fn collection(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
-    let project = req.project();
-    let row = daemon.instance_row(&project, name).await?;
-    if req.method == Method::POST {
-        let body: serde_json::Value = req.json()?;
-        let snap = body.get("name").and_then(|v| v.as_str()).unwrap_or("");
-        let stateful = body.get("stateful").and_then(|v| v.as_bool()).unwrap_or(false);
-        return Ok(Response::Async(daemon.create_snapshot(&project, name, snap, stateful).await?));
+impl Action for Create {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        let body = req.fields()?;
+        Ok(Create {
+            project: req.project(),
+            name: p.at(0).to_string(),
+            snapshot: body.get("name").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+            stateful: body.get("stateful").and_then(|v| v.as_bool()).unwrap_or(false),
+        })
     }
-    let all = snapshots::list(&daemon.global, &project, name).await?;
-    if req.recursion() > 0 {
-        return Ok(Response::sync(all.iter().map(|s| render(&row, s)).collect::<Vec<_>>()));
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        Ok(Response::Async(member.instances.create_snapshot(&self.project, &self.name, &self.snapshot, self.stateful).await?))
     }
-    Ok(Response::sync(all.iter().map(|s| snapshot_url(name, &s.name)).collect::<Vec<_>>()))
 }
 
-pub async fn item(daemon: &Arc<Daemon>, req: &Request, name: &str, snap: &str) -> HResult {
-    let project = req.project();
-    let row = daemon.instance_row(&project, name).await?;
-    let s = snapshots::get(&daemon.global, &project, name, snap).await?;
-    match req.method {
-        Method::GET => Ok(Response::sync(render(&row, &s))),
-        Method::DELETE => Ok(Response::Async(daemon.delete_snapshot(&project, name, snap).await?)),
-        _ => {
-            let body: serde_json::Value = req.json()?;
-            let new_name = body.get("name").and_then(|v| v.as_str()).unwrap_or("");
-            if body.get("migration").and_then(|v| v.as_bool()) == Some(true) {
-                return Err(Response::error(400, "Migrating snapshots is not supported: copy the snapshot into a new instance"));
-            }
-            Ok(Response::Async(daemon.rename_snapshot(&project, name, snap, new_name).await?))
+/// The snapshot a request is about.
+pub struct Which {
+    project: String,
+    name: String,
+    snapshot: String,
+}
+
+fn which(req: &Request, p: &Params) -> Which {
+    Which { project: req.project(), name: p.at(0).to_string(), snapshot: p.at(1).to_string() }
+}
+
+pub struct Get(Which);
+
+impl Action for Get {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Get(which(req, p)))
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let w = self.0;
+        Ok(Response::sync(member.instances.snapshot(&w.project, &w.name, &w.snapshot).await?))
+    }
+}
+
+pub struct Rename {
+    which: Which,
+    new_name: String,
+}
+
+impl Action for Rename {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        let body = req.fields()?;
+        if body.get("migration").and_then(|v| v.as_bool()) == Some(true) {
+            return Err(ApiError::bad_request("Migrating snapshots is not supported: copy the snapshot into a new instance"));
         }
+        let new_name = body.get("name").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        Ok(Rename { which: which(req, p), new_name })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let w = self.which;
+        Ok(Response::Async(member.instances.rename_snapshot(&w.project, &w.name, &w.snapshot, &self.new_name).await?))
+    }
+}
+
+pub struct Delete(Which);
+
+impl Action for Delete {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Delete(which(req, p)))
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let w = self.0;
+        Ok(Response::Async(member.instances.delete_snapshot(&w.project, &w.name, &w.snapshot).await?))
     }
 }

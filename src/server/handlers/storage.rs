@@ -6,92 +6,114 @@ use std::sync::Arc;
 
 use http::Method;
 
-use super::{HResult, list_response};
-use crate::api::StoragePool;
-use crate::api::http::request::Request;
-use crate::api::http::response::{Response, etag_of};
 use crate::api::{StoragePoolPut, StoragePoolsPost};
-use crate::cluster::{NOTIFIER_AGENT, pools};
-use crate::daemon::Daemon;
-use crate::daemon::storage::MEMBER_KEYS;
+use crate::server::request::Request;
+use crate::server::response::{Answer, ApiError, Response};
+use crate::server::routes::{Action, Params};
+use crate::services::Member;
+use crate::services::storage_pools::{Pools, Scope};
 
-/// A request another member sent to have this member change only its own part.
-fn is_notification(req: &Request) -> bool {
-    req.cluster && req.header("user-agent") == Some(NOTIFIER_AGENT)
+fn url(name: &str) -> String {
+    format!("/1.0/storage-pools/{name}")
 }
 
-/// In a cluster, without `?target`, a pool shows only its cluster-wide keys.
-fn cluster_view(daemon: &Daemon, req: &Request, mut pool: StoragePool) -> StoragePool {
-    if daemon.cluster_runtime().is_some() && req.query("target").is_none() {
-        pool.config.retain(|k, _| !MEMBER_KEYS.contains(&k.as_str()));
-    }
-    pool
-}
-
-pub async fn collection(daemon: &Arc<Daemon>, req: &Request) -> HResult {
-    match req.method {
-        Method::GET => {
-            let pools: Vec<StoragePool> =
-                daemon.storage_pools().await?.into_iter().map(|p| cluster_view(daemon, req, p)).collect();
-            Ok(list_response(req, pools, |p| format!("/1.0/storage-pools/{}", p.name)))
-        }
-        _ => {
-            let body: StoragePoolsPost = req.json()?;
-            let name = body.name.clone();
-            if daemon.cluster_runtime().is_none() {
-                daemon.create_storage_pool(body).await?;
-            } else if is_notification(req) {
-                daemon.create_storage_pool_part(body).await?;
-            } else if let Some(target) = req.query("target").filter(|t| !t.is_empty()) {
-                let node = crate::store::global::nodes::list(&daemon.global)
-                    .await
-                    .map_err(crate::daemon::Error::from)?
-                    .into_iter()
-                    .find(|n| n.name == target)
-                    .ok_or_else(|| Response::error(404, format!("No cluster member called '{target}'")))?;
-                daemon.define_storage_pool(&body, node.id, &node.name).await?;
-            } else {
-                pools::create_everywhere(daemon, body).await?;
-            }
-            Ok(Response::created(format!("/1.0/storage-pools/{name}")))
-        }
+/// Who asks, which decides what a create or delete does.
+fn scope(req: &Request) -> Scope {
+    if Pools::is_notification(req.from_member(), req.header("user-agent")) {
+        Scope::OwnPart
+    } else if let Some(target) = req.query_given("target") {
+        Scope::Member(target.to_string())
+    } else {
+        Scope::Whole
     }
 }
 
-pub async fn item(daemon: &Arc<Daemon>, req: &Request, name: &str) -> HResult {
-    let current = cluster_view(daemon, req, daemon.storage_pool(name).await?);
-    let etag = etag_of(&(&current.config, &current.description));
-    match req.method {
-        Method::GET => Ok(Response::sync_etag(current, etag)),
-        Method::DELETE => {
-            if daemon.cluster_runtime().is_none() {
-                daemon.delete_storage_pool(name).await?;
-            } else if is_notification(req) {
-                let own = daemon.storage_pool(name).await?;
-                daemon.delete_storage_pool_part(name, own.config.get("source").map(String::as_str));
-            } else {
-                pools::delete_everywhere(daemon, name).await?;
-            }
-            Ok(Response::empty())
-        }
-        _ => {
-            let mut body: StoragePoolPut = req.json()?;
-            req.check_etag(&etag)?;
-            if daemon.cluster_runtime().is_some() {
-                if let Some(k) = body.config.keys().find(|k| MEMBER_KEYS.contains(&k.as_str())) {
-                    return Err(Response::error(400, format!("Config key \"{k}\" is node-specific")));
-                }
-                if current.status != "Created" {
-                    return Err(Response::error(400, "Cannot update storage pool global config when not in created state"));
-                }
-            }
-            if req.method == Method::PATCH {
-                let mut config = current.config.clone();
-                config.extend(body.config);
-                body.config = config;
-            }
-            daemon.update_storage_pool(name, body).await?;
-            Ok(Response::empty())
-        }
+pub struct List {
+    recursion: i64,
+    targeted: bool,
+}
+
+impl Action for List {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(List { recursion: req.recursion(), targeted: req.query("target").is_some() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let pools = member.pools.list(self.targeted).await?;
+        Ok(Response::list(self.recursion, pools, |p| url(&p.name)))
+    }
+}
+
+pub struct Create {
+    body: StoragePoolsPost,
+    scope: Scope,
+}
+
+impl Action for Create {
+    fn parse(req: &mut Request, _: &Params) -> Result<Self, ApiError> {
+        Ok(Create { body: req.json()?, scope: scope(req) })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let name = self.body.name.clone();
+        member.pools.create(self.body, self.scope).await?;
+        Ok(Response::created(url(&name)))
+    }
+}
+
+pub struct Get {
+    name: String,
+    targeted: bool,
+}
+
+impl Action for Get {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Get { name: p.at(0).to_string(), targeted: req.query("target").is_some() })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        let (pool, etag) = member.pools.get(&self.name, self.targeted).await?;
+        Ok(Response::sync_etag(pool, etag))
+    }
+}
+
+pub struct Update {
+    name: String,
+    put: StoragePoolPut,
+    patch: bool,
+    targeted: bool,
+    if_match: Option<String>,
+}
+
+impl Action for Update {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Update {
+            name: p.at(0).to_string(),
+            put: req.json()?,
+            patch: req.method == Method::PATCH,
+            targeted: req.query("target").is_some(),
+            if_match: req.if_match(),
+        })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.pools.update(&self.name, self.put, self.patch, self.targeted, self.if_match.as_deref()).await?;
+        Ok(Response::empty())
+    }
+}
+
+pub struct Delete {
+    name: String,
+    scope: Scope,
+}
+
+impl Action for Delete {
+    fn parse(req: &mut Request, p: &Params) -> Result<Self, ApiError> {
+        Ok(Delete { name: p.at(0).to_string(), scope: scope(req) })
+    }
+
+    async fn run(self, member: &Arc<Member>) -> Answer {
+        member.pools.delete(&self.name, self.scope).await?;
+        Ok(Response::empty())
     }
 }

@@ -2,8 +2,8 @@
 //! certificates (type 2), keyed by SHA-256 fingerprint.
 
 use super::GlobalDb;
-use crate::store::db::{int, text};
-use crate::store::{Batch, Result, Stmt, StoreError, Value};
+use crate::store::db::{int, text, version_of};
+use crate::store::{Batch, Result, Stmt, StoreError, Value, Version};
 
 pub const TYPE_CLIENT: i64 = 1;
 pub const TYPE_SERVER: i64 = 2;
@@ -37,10 +37,14 @@ pub fn type_code(name: &str) -> Option<i64> {
     }
 }
 
-const LIST_SQL: &str = "SELECT c.id, c.fingerprint, c.type, c.name, c.certificate, c.restricted,
-        COALESCE((SELECT group_concat(p.name, ',') FROM certificates_projects cp
-                  JOIN projects p ON p.id = cp.project_id WHERE cp.certificate_id = c.id), '')
- FROM certificates c ORDER BY c.fingerprint";
+const COLUMNS: &str = "c.id, c.fingerprint, c.type, c.name, c.certificate, c.restricted,
+        COALESCE((SELECT group_concat(p.name, ',') FROM
+                  (SELECT p.name AS name FROM certificates_projects cp JOIN projects p ON p.id = cp.project_id
+                   WHERE cp.certificate_id = c.id ORDER BY p.name) p), '')";
+
+fn list_stmt() -> Stmt {
+    Stmt::new(format!("SELECT {COLUMNS} FROM certificates c ORDER BY c.fingerprint"), vec![])
+}
 
 fn from_rows(rows: crate::store::Rows) -> Vec<Certificate> {
     rows.rows
@@ -58,24 +62,31 @@ fn from_rows(rows: crate::store::Rows) -> Vec<Certificate> {
 }
 
 pub async fn list(db: &GlobalDb) -> Result<Vec<Certificate>> {
-    Ok(from_rows(db.query(&Stmt::new(LIST_SQL, vec![])).await?))
+    Ok(from_rows(db.query(&list_stmt()).await?))
 }
 
-/// The trust store as this member's own replica has it (possibly a moment behind the leader;
+/// The trust store as this member's own copy has it (possibly a moment behind the leader;
 /// used for authenticating connections, which must work even without a quorum).
-pub async fn list_from_replica(db: &crate::store::Database) -> Result<Vec<Certificate>> {
-    Ok(from_rows(db.query(&Stmt::new(LIST_SQL, vec![])).await?))
+pub async fn list_stale(db: &GlobalDb) -> Result<Vec<Certificate>> {
+    let mut sets = db.query_local(&[list_stmt()]).await?;
+    Ok(from_rows(sets.pop().unwrap_or_default()))
 }
 
-/// Finds a certificate by full fingerprint or unique prefix.
-pub async fn get(db: &GlobalDb, fingerprint: &str) -> Result<Certificate> {
+/// Finds a certificate by full fingerprint or unique prefix; with the version a guarded write
+/// of it needs.
+pub async fn get(db: &GlobalDb, fingerprint: &str) -> Result<(Certificate, Version)> {
     let all = list(db).await?;
     let mut matches = all.into_iter().filter(|c| !fingerprint.is_empty() && c.fingerprint.starts_with(fingerprint));
-    match (matches.next(), matches.next()) {
-        (Some(c), None) => Ok(c),
-        (Some(_), Some(_)) => Err(StoreError::Conflict(format!("More than one certificate matches \"{fingerprint}\""))),
-        _ => Err(StoreError::NotFound("Certificate not found".into())),
-    }
+    let found = match (matches.next(), matches.next()) {
+        (Some(c), None) => c,
+        (Some(_), Some(_)) => return Err(StoreError::Conflict(format!("More than one certificate matches \"{fingerprint}\""))),
+        _ => return Err(StoreError::NotFound("Certificate not found".into())),
+    };
+    let stmt = Stmt::new(format!("SELECT {COLUMNS} FROM certificates c WHERE c.fingerprint = ?"), vec![found.fingerprint.into()]);
+    let [rows] = db.query_many([stmt.clone()]).await?;
+    let version = version_of(vec![stmt], std::slice::from_ref(&rows));
+    let c = from_rows(rows).pop().ok_or_else(|| StoreError::NotFound("Certificate not found".into()))?;
+    Ok((c, version))
 }
 
 pub fn insert(b: &mut Batch, c: &Certificate) {
@@ -89,6 +100,12 @@ pub fn insert(b: &mut Batch, c: &Certificate) {
         vec![(&c.fingerprint).into(), c.kind.into(), (&c.name).into(), (&c.certificate).into(), c.restricted.into()],
     );
     set_projects(b, &c.fingerprint, &c.projects);
+}
+
+/// Puts `c` in place of any certificate with the same fingerprint.
+pub fn replace(b: &mut Batch, c: &Certificate) {
+    b.push("DELETE FROM certificates WHERE fingerprint = ?", vec![(&c.fingerprint).into()]);
+    insert(b, c);
 }
 
 pub fn update(b: &mut Batch, fingerprint: &str, name: &str, kind: i64, restricted: bool, projects: &[String]) {

@@ -2,8 +2,8 @@
 //! `default` always exists and every member starts in it.
 
 use super::GlobalDb;
-use crate::store::db::text;
-use crate::store::{Batch, Result, Stmt};
+use crate::store::db::{text, version_of};
+use crate::store::{Batch, Result, Rows, Stmt, Version};
 
 #[derive(Clone, Debug, Default)]
 pub struct Group {
@@ -12,16 +12,41 @@ pub struct Group {
     pub members: Vec<String>,
 }
 
-pub async fn list(db: &GlobalDb) -> Result<Vec<Group>> {
-    let groups = db.query(&Stmt::new("SELECT name, description FROM cluster_groups ORDER BY id", vec![])).await?;
-    let members = db
-        .query(&Stmt::new(
+fn list_stmts() -> [Stmt; 2] {
+    [
+        Stmt::new("SELECT name, description FROM cluster_groups ORDER BY id", vec![]),
+        Stmt::new(
             "SELECT g.name, n.name FROM nodes_cluster_groups ng JOIN cluster_groups g ON g.id = ng.group_id
              JOIN nodes n ON n.id = ng.node_id ORDER BY n.name",
             vec![],
-        ))
-        .await?;
-    Ok(groups
+        ),
+    ]
+}
+
+pub async fn list(db: &GlobalDb) -> Result<Vec<Group>> {
+    let [groups, members] = db.query_many(list_stmts()).await?;
+    Ok(from_rows(&groups, &members))
+}
+
+/// Every group, and the version a guarded write of group `name` needs.
+pub async fn list_versioned(db: &GlobalDb, name: &str) -> Result<(Vec<Group>, Version)> {
+    let version_stmts = vec![
+        Stmt::new("SELECT description FROM cluster_groups WHERE name = ?", vec![name.into()]),
+        Stmt::new(
+            "SELECT ng.node_id FROM nodes_cluster_groups ng JOIN cluster_groups g ON g.id = ng.group_id
+             WHERE g.name = ? ORDER BY ng.node_id",
+            vec![name.into()],
+        ),
+    ];
+    let [a, b] = list_stmts();
+    let mut stmts = vec![a, b];
+    stmts.extend(version_stmts.iter().cloned());
+    let sets = db.query_all(&stmts).await?;
+    Ok((from_rows(&sets[0], &sets[1]), version_of(version_stmts, &sets[2..])))
+}
+
+fn from_rows(groups: &Rows, members: &Rows) -> Vec<Group> {
+    groups
         .rows
         .iter()
         .map(|g| {
@@ -29,7 +54,7 @@ pub async fn list(db: &GlobalDb) -> Result<Vec<Group>> {
             let members = members.rows.iter().filter(|m| text(m, 0) == name).map(|m| text(m, 1)).collect();
             Group { name, description: text(g, 1), members }
         })
-        .collect())
+        .collect()
 }
 
 fn set_members(b: &mut Batch, name: &str, members: &[String]) {

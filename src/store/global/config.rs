@@ -3,12 +3,23 @@
 use std::collections::BTreeMap;
 
 use super::GlobalDb;
-use crate::store::db::text;
-use crate::store::{Batch, Result, Stmt};
+use crate::store::db::{text, version_of};
+use crate::store::{Batch, Result, Stmt, Version};
+
+fn all() -> Stmt {
+    Stmt::new("SELECT key, value FROM config ORDER BY key", vec![])
+}
 
 pub async fn get_all(db: &GlobalDb) -> Result<BTreeMap<String, String>> {
-    let rows = db.query(&Stmt::new("SELECT key, value FROM config ORDER BY key", vec![])).await?;
+    let rows = db.query(&all()).await?;
     Ok(rows.rows.iter().map(|r| (text(r, 0), text(r, 1))).collect())
+}
+
+/// The configuration and the version a guarded write of it needs.
+pub async fn get_versioned(db: &GlobalDb) -> Result<(BTreeMap<String, String>, Version)> {
+    let [rows] = db.query_many([all()]).await?;
+    let config = rows.rows.iter().map(|r| (text(r, 0), text(r, 1))).collect();
+    Ok((config, version_of(vec![all()], &[rows])))
 }
 
 /// Adds to `b` the statements setting (Some) or removing (None) each key.

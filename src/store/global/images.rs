@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::GlobalDb;
-use crate::store::db::{int, text};
-use crate::store::{Batch, Result, Stmt, StoreError, Value};
+use crate::store::db::{int, text, version_of};
+use crate::store::{Batch, Result, Rows, Stmt, StoreError, Value, Version};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Image {
@@ -37,30 +37,47 @@ pub struct Alias {
 const ID_SQL: &str =
     "(SELECT im.id FROM images im JOIN projects p ON p.id = im.project_id WHERE p.name = ? AND im.fingerprint = ?)";
 
-pub async fn list(db: &GlobalDb, project: &str) -> Result<Vec<Image>> {
-    let scoped = "SELECT im.id FROM images im JOIN projects p ON p.id = im.project_id WHERE p.name = ?";
-    let [rows, props, aliases, nodes] = db
-        .query_many([
-            Stmt::new(
+/// The reads of a project's images (only the one with fingerprint `fp` when given).
+fn list_stmts(project: &str, fp: Option<&str>) -> [Stmt; 4] {
+    let (filter, params): (&str, Vec<Value>) = match fp {
+        Some(fp) => (" AND im.fingerprint = ?", vec![project.into(), fp.into()]),
+        None => ("", vec![project.into()]),
+    };
+    let scoped = format!("SELECT im.id FROM images im JOIN projects p ON p.id = im.project_id WHERE p.name = ?{filter}");
+    [
+        Stmt::new(
+            format!(
                 "SELECT im.id, p.name, im.fingerprint, im.filename, im.size, im.public, im.auto_update, im.architecture,
                     COALESCE(im.creation_date, ''), im.upload_date, COALESCE(im.last_use_date, '')
-             FROM images im JOIN projects p ON p.id = im.project_id WHERE p.name = ? ORDER BY im.fingerprint",
-                vec![project.into()],
+             FROM images im JOIN projects p ON p.id = im.project_id WHERE p.name = ?{filter} ORDER BY im.fingerprint"
             ),
-            Stmt::new(
-                format!("SELECT image_id, key, value FROM images_properties WHERE image_id IN ({scoped})"),
-                vec![project.into()],
-            ),
-            Stmt::new(
-                format!("SELECT image_id, name, description FROM images_aliases WHERE image_id IN ({scoped}) ORDER BY name"),
-                vec![project.into()],
-            ),
-            Stmt::new(
-                format!("SELECT image_id, node_id FROM images_nodes WHERE image_id IN ({scoped}) ORDER BY node_id"),
-                vec![project.into()],
-            ),
-        ])
-        .await?;
+            params.clone(),
+        ),
+        Stmt::new(
+            format!("SELECT image_id, key, value FROM images_properties WHERE image_id IN ({scoped}) ORDER BY image_id, key"),
+            params.clone(),
+        ),
+        Stmt::new(
+            format!("SELECT image_id, name, description FROM images_aliases WHERE image_id IN ({scoped}) ORDER BY name"),
+            params.clone(),
+        ),
+        Stmt::new(format!("SELECT image_id, node_id FROM images_nodes WHERE image_id IN ({scoped}) ORDER BY node_id"), params),
+    ]
+}
+
+pub async fn list(db: &GlobalDb, project: &str) -> Result<Vec<Image>> {
+    let [rows, props, aliases, nodes] = db.query_many(list_stmts(project, None)).await?;
+    Ok(assemble(&rows, &props, &aliases, &nodes))
+}
+
+/// Whether the project has an image with exactly this fingerprint.
+pub async fn exists(db: &GlobalDb, project: &str, fp: &str) -> Result<bool> {
+    let rows =
+        db.query(&Stmt::new(format!("SELECT COUNT(*) FROM images WHERE id = {ID_SQL}"), vec![project.into(), fp.into()])).await?;
+    Ok(rows.rows.first().map(|r| int(r, 0)).unwrap_or(0) > 0)
+}
+
+fn assemble(rows: &Rows, props: &Rows, aliases: &Rows, nodes: &Rows) -> Vec<Image> {
     let mut out: Vec<Image> = rows
         .rows
         .iter()
@@ -95,21 +112,35 @@ pub async fn list(db: &GlobalDb, project: &str) -> Result<Vec<Image>> {
             out[i].nodes.push(int(r, 1));
         }
     }
-    Ok(out)
+    out
 }
 
-/// The image whose fingerprint is `fp` or starts with it (a unique prefix).
-pub async fn get(db: &GlobalDb, project: &str, fp: &str) -> Result<Image> {
+/// The image whose fingerprint is `fp` or starts with it (a unique prefix), with the version a
+/// guarded write of its editable part needs (both from one read point).
+pub async fn get(db: &GlobalDb, project: &str, fp: &str) -> Result<(Image, Version)> {
+    if let Some(found) = get_exact(db, project, fp).await? {
+        return Ok(found);
+    }
     let all = list(db, project).await?;
-    if let Some(exact) = all.iter().find(|i| i.fingerprint == fp) {
-        return Ok(exact.clone());
-    }
     let mut matches = all.into_iter().filter(|i| !fp.is_empty() && i.fingerprint.starts_with(fp));
-    match (matches.next(), matches.next()) {
-        (Some(one), None) => Ok(one),
-        (Some(_), Some(_)) => Err(StoreError::Conflict(format!("More than one image matches \"{fp}\""))),
-        _ => Err(StoreError::NotFound("Image not found".into())),
-    }
+    let fingerprint = match (matches.next(), matches.next()) {
+        (Some(one), None) => one.fingerprint,
+        (Some(_), Some(_)) => return Err(StoreError::Conflict(format!("More than one image matches \"{fp}\""))),
+        _ => return Err(StoreError::NotFound("Image not found".into())),
+    };
+    get_exact(db, project, &fingerprint).await?.ok_or_else(|| StoreError::NotFound("Image not found".into()))
+}
+
+async fn get_exact(db: &GlobalDb, project: &str, fingerprint: &str) -> Result<Option<(Image, Version)>> {
+    let key = || vec![Value::from(project), Value::from(fingerprint)];
+    let version_stmts = vec![
+        Stmt::new(format!("SELECT public, auto_update FROM images WHERE id = {ID_SQL}"), key()),
+        Stmt::new(format!("SELECT key, value FROM images_properties WHERE image_id = {ID_SQL} ORDER BY key"), key()),
+    ];
+    let mut stmts: Vec<Stmt> = list_stmts(project, Some(fingerprint)).into_iter().collect();
+    stmts.extend(version_stmts.iter().cloned());
+    let sets = db.query_all(&stmts).await?;
+    Ok(assemble(&sets[0], &sets[1], &sets[2], &sets[3]).pop().map(|image| (image, version_of(version_stmts, &sets[4..]))))
 }
 
 /// Every (project, fingerprint) with the member ids holding its file.
@@ -212,12 +243,17 @@ pub async fn aliases(db: &GlobalDb, project: &str) -> Result<Vec<Alias>> {
     Ok(rows.rows.iter().map(|r| Alias { name: text(r, 0), description: text(r, 1), target: text(r, 2) }).collect())
 }
 
-pub async fn alias(db: &GlobalDb, project: &str, name: &str) -> Result<Alias> {
-    aliases(db, project)
-        .await?
-        .into_iter()
-        .find(|a| a.name == name)
-        .ok_or_else(|| StoreError::NotFound("Image alias not found".into()))
+/// One alias, and the version a guarded write of it needs.
+pub async fn alias(db: &GlobalDb, project: &str, name: &str) -> Result<(Alias, Version)> {
+    let stmt = Stmt::new(
+        "SELECT a.name, a.description, im.fingerprint FROM images_aliases a JOIN images im ON im.id = a.image_id
+         JOIN projects p ON p.id = a.project_id WHERE p.name = ? AND a.name = ?",
+        vec![project.into(), name.into()],
+    );
+    let [rows] = db.query_many([stmt.clone()]).await?;
+    let version = version_of(vec![stmt], std::slice::from_ref(&rows));
+    let r = rows.rows.first().ok_or_else(|| StoreError::NotFound("Image alias not found".into()))?;
+    Ok((Alias { name: text(r, 0), description: text(r, 1), target: text(r, 2) }, version))
 }
 
 pub fn create_alias(b: &mut Batch, project: &str, a: &Alias) {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::GlobalDb;
 use super::profiles::Devices;
-use crate::store::db::{int, text};
-use crate::store::{Batch, Result, Stmt, StoreError, Value};
+use crate::store::db::{int, text, version_of};
+use crate::store::{Batch, Result, Stmt, StoreError, Value, Version};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Instance {
@@ -37,6 +37,11 @@ pub async fn list(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>) ->
 /// Instances matching every filter given: one row each, their configuration, devices and
 /// profiles folded in as JSON by SQLite (a row costs far more to hand over than to build).
 async fn select(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>, name: Option<&str>) -> Result<Vec<Instance>> {
+    let rows = db.query(&select_stmt(project, node_id, name)).await?;
+    rows.rows.iter().map(|r| from_row(r)).collect()
+}
+
+fn select_stmt(project: Option<&str>, node_id: Option<i64>, name: Option<&str>) -> Stmt {
     let mut conds = Vec::new();
     let mut params: Vec<Value> = Vec::new();
     if let Some(p) = project {
@@ -52,10 +57,9 @@ async fn select(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>, name
         params.push(n.into());
     }
     let filter = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
-    let rows = db
-        .query(&Stmt::new(
-            format!(
-                "SELECT i.id, p.name, i.name, i.node_id, COALESCE(n.name, ''), i.architecture, i.ephemeral, i.stateful,
+    Stmt::new(
+        format!(
+            "SELECT i.id, p.name, i.name, i.node_id, COALESCE(n.name, ''), i.architecture, i.ephemeral, i.stateful,
                         i.description, i.creation_date, COALESCE(i.last_use_date, ''),
                         (SELECT json_group_object(c.key, c.value) FROM instances_config c WHERE c.instance_id = i.id),
                         (SELECT json_group_object(d.name, json_patch(json_object('type', d.type),
@@ -67,53 +71,88 @@ async fn select(db: &GlobalDb, project: Option<&str>, node_id: Option<i64>, name
                              WHERE ip.instance_id = i.id ORDER BY ip.apply_order))
                  FROM instances i JOIN projects p ON p.id = i.project_id LEFT JOIN nodes n ON n.id = i.node_id {filter}
                  ORDER BY i.name"
-            ),
-            params,
-        ))
-        .await?;
-    rows.rows
-        .iter()
-        .map(|r| {
-            Ok(Instance {
-                id: int(r, 0),
-                project: text(r, 1),
-                name: text(r, 2),
-                node_id: int(r, 3),
-                location: text(r, 4),
-                architecture: text(r, 5),
-                ephemeral: int(r, 6) != 0,
-                stateful: int(r, 7) != 0,
-                description: text(r, 8),
-                created_at: text(r, 9),
-                last_used_at: text(r, 10),
-                config: folded(r, 11)?,
-                devices: folded(r, 12)?,
-                profiles: folded(r, 13)?,
-            })
-        })
-        .collect()
+        ),
+        params,
+    )
+}
+
+fn from_row(r: &[Value]) -> Result<Instance> {
+    Ok(Instance {
+        id: int(r, 0),
+        project: text(r, 1),
+        name: text(r, 2),
+        node_id: int(r, 3),
+        location: text(r, 4),
+        architecture: text(r, 5),
+        ephemeral: int(r, 6) != 0,
+        stateful: int(r, 7) != 0,
+        description: text(r, 8),
+        created_at: text(r, 9),
+        last_used_at: text(r, 10),
+        config: folded(r, 11)?,
+        devices: folded(r, 12)?,
+        profiles: folded(r, 13)?,
+    })
 }
 
 /// A column SQLite folded into JSON.
 fn folded<T: serde::de::DeserializeOwned>(row: &[Value], i: usize) -> Result<T> {
-    serde_json::from_str(&text(row, i)).map_err(|e| StoreError::Guard(format!("malformed folded column: {e}")))
+    serde_json::from_str(&text(row, i)).map_err(|e| StoreError::Internal(format!("malformed folded column: {e}")))
+}
+
+fn not_found() -> StoreError {
+    StoreError::NotFound("Instance not found".into())
 }
 
 pub async fn get(db: &GlobalDb, project: &str, name: &str) -> Result<Instance> {
-    select(db, Some(project), None, Some(name)).await?.pop().ok_or_else(|| StoreError::NotFound("Instance not found".into()))
+    select(db, Some(project), None, Some(name)).await?.pop().ok_or_else(not_found)
 }
 
-/// The member an instance lives on: (node id, member name, member address).
-pub async fn location(db: &GlobalDb, project: &str, name: &str) -> Result<(i64, String, String)> {
+/// What an instance's ETag covers: its writable part.
+fn writable_reads(project: &str, name: &str) -> Vec<Stmt> {
+    let key = || vec![project.into(), name.into()];
+    vec![
+        Stmt::new(format!("SELECT architecture, ephemeral, stateful, description FROM instances WHERE id = {ID_SQL}"), key()),
+        Stmt::new(format!("SELECT key, value FROM instances_config WHERE instance_id = {ID_SQL} ORDER BY key"), key()),
+        Stmt::new(
+            format!(
+                "SELECT d.name, d.type, c.key, c.value FROM instances_devices d
+                 LEFT JOIN instances_devices_config c ON c.instance_device_id = d.id
+                 WHERE d.instance_id = {ID_SQL} ORDER BY d.name, c.key"
+            ),
+            key(),
+        ),
+        Stmt::new(
+            format!(
+                "SELECT ip.apply_order, pr.name FROM instances_profiles ip JOIN profiles pr ON pr.id = ip.profile_id
+                 WHERE ip.instance_id = {ID_SQL} ORDER BY ip.apply_order"
+            ),
+            key(),
+        ),
+    ]
+}
+
+/// One instance, and the version a guarded write of its writable part needs (both from one
+/// read point).
+pub async fn get_versioned(db: &GlobalDb, project: &str, name: &str) -> Result<(Instance, Version)> {
+    let version_stmts = writable_reads(project, name);
+    let mut stmts = vec![select_stmt(Some(project), None, Some(name))];
+    stmts.extend(version_stmts.iter().cloned());
+    let mut sets = db.query_all(&stmts).await?;
+    let row = sets.remove(0);
+    let instance = row.rows.first().map(|r| from_row(r)).transpose()?.ok_or_else(not_found)?;
+    Ok((instance, version_of(version_stmts, &sets)))
+}
+
+/// The id of the member an instance lives on.
+pub async fn node_of(db: &GlobalDb, project: &str, name: &str) -> Result<i64> {
     let rows = db
         .query(&Stmt::new(
-            "SELECT n.id, n.name, n.address FROM instances i JOIN projects p ON p.id = i.project_id
-             JOIN nodes n ON n.id = i.node_id WHERE p.name = ? AND i.name = ?",
+            "SELECT i.node_id FROM instances i JOIN projects p ON p.id = i.project_id WHERE p.name = ? AND i.name = ?",
             vec![project.into(), name.into()],
         ))
         .await?;
-    let r = rows.rows.first().ok_or_else(|| StoreError::NotFound("Instance not found".into()))?;
-    Ok((int(r, 0), text(r, 1), text(r, 2)))
+    rows.rows.first().map(|r| int(r, 0)).ok_or_else(not_found)
 }
 
 /// Instance count per member id.

@@ -299,9 +299,12 @@ pub trait Replicated: Send + Sync {
     fn query<'a>(&'a self, stmt: &'a Stmt) -> crate::util::BoxFuture<'a, Result<Rows>> {
         Box::pin(async move {
             let mut sets = self.query_many(std::slice::from_ref(stmt)).await?;
-            sets.pop().ok_or_else(|| super::StoreError::Guard("no answer to a read".into()))
+            sets.pop().ok_or_else(|| super::StoreError::Internal("no answer to a read".into()))
         })
     }
+    /// Reads answered from this member's own copy without asking the leader: possibly a moment
+    /// behind it, but available without a quorum (an error on a member holding no copy).
+    fn query_local<'a>(&'a self, stmts: &'a [Stmt]) -> crate::util::BoxFuture<'a, Result<Vec<Rows>>>;
 }
 
 #[derive(Clone)]
@@ -366,11 +369,29 @@ impl GlobalDb {
 
     /// Several reads that see one state of the database; in a cluster, one read point for all.
     pub async fn query_many<const N: usize>(&self, stmts: [Stmt; N]) -> Result<[Rows; N]> {
+        let sets = self.query_all(&stmts).await?;
+        sets.try_into().map_err(|_| super::StoreError::Internal("unexpected answer to a read".into()))
+    }
+
+    /// [`Self::query_many`] for a number of statements known at run time.
+    pub async fn query_all(&self, stmts: &[Stmt]) -> Result<Vec<Rows>> {
         let sets = match self.backend() {
-            Backend::Local(db) => db.query_many(&stmts).await?,
-            Backend::Replicated(r) => r.query_many(&stmts).await?,
+            Backend::Local(db) => db.query_many(stmts).await?,
+            Backend::Replicated(r) => r.query_many(stmts).await?,
         };
-        sets.try_into().map_err(|_| super::StoreError::Guard("unexpected answer to a read".into()))
+        if sets.len() != stmts.len() {
+            return Err(super::StoreError::Internal("unexpected answer to a read".into()));
+        }
+        Ok(sets)
+    }
+
+    /// Reads from this member's own copy, which may be a moment behind (see
+    /// [`Replicated::query_local`]); on a standalone member, the file itself.
+    pub async fn query_local(&self, stmts: &[Stmt]) -> Result<Vec<Rows>> {
+        match self.backend() {
+            Backend::Local(db) => db.query_many(stmts).await,
+            Backend::Replicated(r) => r.query_local(stmts).await,
+        }
     }
 
     /// The standalone file, while there is one.

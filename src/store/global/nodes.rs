@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::GlobalDb;
-use crate::store::db::{int, text};
-use crate::store::{Batch, Result, Stmt, Value};
+use crate::store::db::{int, text, version_of};
+use crate::store::{Batch, Result, Rows, Stmt, StoreError, Value, Version};
 
 pub const STANDALONE_NAME: &str = "none";
 pub const STANDALONE_ADDRESS: &str = "0.0.0.0";
@@ -52,16 +52,32 @@ fn from_row(r: &[Value]) -> Node {
     }
 }
 
+fn list_stmt() -> Stmt {
+    Stmt::new(
+        format!(
+            "SELECT {COLUMNS} FROM nodes LEFT JOIN nodes_failure_domains ON nodes_failure_domains.id = nodes.failure_domain_id ORDER BY nodes.id"
+        ),
+        vec![],
+    )
+}
+
 pub async fn list(db: &GlobalDb) -> Result<Vec<Node>> {
+    let rows = db.query(&list_stmt()).await?;
+    Ok(rows.rows.iter().map(|r| from_row(r)).collect())
+}
+
+/// The member at `address`.
+pub async fn get_by_address(db: &GlobalDb, address: &str) -> Result<Node> {
     let rows = db
         .query(&Stmt::new(
             format!(
-                "SELECT {COLUMNS} FROM nodes LEFT JOIN nodes_failure_domains ON nodes_failure_domains.id = nodes.failure_domain_id ORDER BY nodes.id"
+                "SELECT {COLUMNS} FROM nodes LEFT JOIN nodes_failure_domains ON nodes_failure_domains.id = nodes.failure_domain_id
+                 WHERE nodes.address = ?"
             ),
-            vec![],
+            vec![address.into()],
         ))
         .await?;
-    Ok(rows.rows.iter().map(|r| from_row(r)).collect())
+    rows.rows.first().map(|r| from_row(r)).ok_or_else(|| StoreError::NotFound(format!("No cluster member at {address}")))
 }
 
 /// What a member carries besides its row: config, stored roles and groups.
@@ -72,18 +88,23 @@ pub struct Extras {
     pub groups: Vec<String>,
 }
 
+fn extras_stmt() -> Stmt {
+    Stmt::new(
+        "SELECT node_id, 'config', key, value FROM nodes_config
+         UNION ALL SELECT node_id, 'role', CAST(role AS TEXT), '' FROM nodes_roles
+         UNION ALL SELECT node_id, 'group', cluster_groups.name, '' FROM nodes_cluster_groups
+            JOIN cluster_groups ON cluster_groups.id = nodes_cluster_groups.group_id
+         ORDER BY 1, 2, 3",
+        vec![],
+    )
+}
+
 /// The extras of every member, by node id, in one read.
 pub async fn extras(db: &GlobalDb) -> Result<HashMap<i64, Extras>> {
-    let rows = db
-        .query(&Stmt::new(
-            "SELECT node_id, 'config', key, value FROM nodes_config
-             UNION ALL SELECT node_id, 'role', CAST(role AS TEXT), '' FROM nodes_roles
-             UNION ALL SELECT node_id, 'group', cluster_groups.name, '' FROM nodes_cluster_groups
-                JOIN cluster_groups ON cluster_groups.id = nodes_cluster_groups.group_id
-             ORDER BY 1, 2, 3",
-            vec![],
-        ))
-        .await?;
+    Ok(extras_from(&db.query(&extras_stmt()).await?))
+}
+
+fn extras_from(rows: &Rows) -> HashMap<i64, Extras> {
     let mut out: HashMap<i64, Extras> = HashMap::new();
     for r in &rows.rows {
         let e = out.entry(int(r, 0)).or_default();
@@ -100,7 +121,42 @@ pub async fn extras(db: &GlobalDb) -> Result<HashMap<i64, Extras>> {
             _ => e.groups.push(text(r, 2)),
         }
     }
-    Ok(out)
+    out
+}
+
+/// Every member with its extras and the cluster configuration, from one read point, and (for
+/// member `name`) the version a guarded write of its writable part needs.
+pub struct MembersView {
+    pub nodes: Vec<Node>,
+    pub extras: HashMap<i64, Extras>,
+    pub config: std::collections::BTreeMap<String, String>,
+    pub version: Option<Version>,
+}
+
+/// What a member's ETag covers in the database (its database roles come from raft).
+fn member_reads(name: &str) -> Vec<Stmt> {
+    const ID: &str = "(SELECT id FROM nodes WHERE name = ?)";
+    vec![
+        Stmt::new("SELECT description, failure_domain_id FROM nodes WHERE name = ?", vec![name.into()]),
+        Stmt::new(format!("SELECT key, value FROM nodes_config WHERE node_id = {ID} ORDER BY key"), vec![name.into()]),
+        Stmt::new(format!("SELECT role FROM nodes_roles WHERE node_id = {ID} ORDER BY role"), vec![name.into()]),
+        Stmt::new(format!("SELECT group_id FROM nodes_cluster_groups WHERE node_id = {ID} ORDER BY group_id"), vec![name.into()]),
+        Stmt::new("SELECT name FROM nodes_failure_domains ORDER BY id", vec![]),
+    ]
+}
+
+pub async fn members_view(db: &GlobalDb, versioned: Option<&str>) -> Result<MembersView> {
+    let version_stmts = versioned.map(member_reads).unwrap_or_default();
+    let mut stmts = vec![list_stmt(), extras_stmt(), Stmt::new("SELECT key, value FROM config ORDER BY key", vec![])];
+    stmts.extend(version_stmts.iter().cloned());
+    let sets = db.query_all(&stmts).await?;
+    let (head, version_sets) = sets.split_at(3);
+    Ok(MembersView {
+        nodes: head[0].rows.iter().map(|r| from_row(r)).collect(),
+        extras: extras_from(&head[1]),
+        config: head[2].rows.iter().map(|r| (text(r, 0), text(r, 1))).collect(),
+        version: versioned.map(|_| version_of(version_stmts, version_sets)),
+    })
 }
 
 /// The writable part of a member, as `PUT /1.0/cluster/members/<name>` replaces it.
@@ -161,10 +217,22 @@ pub fn mark_created(b: &mut Batch, id: i64, now: &str) {
     );
 }
 
+/// Renames a member: its row and its server certificate's name.
 pub fn rename(b: &mut Batch, old: &str, new: &str) {
     b.require_none("SELECT 1 FROM nodes WHERE name = ?", vec![new.into()], "Conflict");
     b.require_some("SELECT 1 FROM nodes WHERE name = ?", vec![old.into()], format!("Member '{old}' not found"));
     b.push("UPDATE nodes SET name = ? WHERE name = ?", vec![new.into(), old.into()]);
+    b.push("UPDATE certificates SET name = ? WHERE type = 2 AND name = ?", vec![new.into(), old.into()]);
+}
+
+/// The first member of a new cluster: the standalone row gets its name and address.
+pub fn name_standalone(b: &mut Batch, name: &str, address: &str, now: &str) {
+    b.push("UPDATE nodes SET name = ?, address = ?, heartbeat = ? WHERE id = 1", vec![name.into(), address.into(), now.into()]);
+}
+
+/// The statement a queued patch file carries to move member `id` to `address`.
+pub fn set_address_sql(id: i64, address: &str) -> String {
+    format!("UPDATE nodes SET address = {} WHERE id = {id};\n", crate::store::sql::literal(&Value::from(address)))
 }
 
 /// Records a heartbeat (`now`) for the members that answered.

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::GlobalDb;
-use crate::store::db::{int, text};
-use crate::store::{Batch, Result, Stmt, StoreError};
+use crate::store::db::{int, text, version_of};
+use crate::store::{Batch, Result, Stmt, StoreError, Version};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Project {
@@ -34,8 +34,22 @@ pub async fn list(db: &GlobalDb) -> Result<Vec<Project>> {
     Ok(out)
 }
 
-pub async fn get(db: &GlobalDb, name: &str) -> Result<Project> {
-    list(db).await?.into_iter().find(|p| p.name == name).ok_or_else(|| StoreError::NotFound("Project not found".into()))
+/// One project, and the version a guarded write of it needs.
+pub async fn get(db: &GlobalDb, name: &str) -> Result<(Project, Version)> {
+    let stmts = vec![
+        Stmt::new("SELECT id, name, description FROM projects WHERE name = ?", vec![name.into()]),
+        Stmt::new(
+            "SELECT key, value FROM projects_config WHERE project_id = (SELECT id FROM projects WHERE name = ?) ORDER BY key",
+            vec![name.into()],
+        ),
+    ];
+    let sets = db.query_all(&stmts).await?;
+    let r = sets[0].rows.first().ok_or_else(|| StoreError::NotFound("Project not found".into()))?;
+    let mut p = Project { id: int(r, 0), name: text(r, 1), description: text(r, 2), config: BTreeMap::new() };
+    for r in &sets[1].rows {
+        p.config.insert(text(r, 0), text(r, 1));
+    }
+    Ok((p, version_of(stmts, &sets)))
 }
 
 fn write_config(b: &mut Batch, name: &str, config: &BTreeMap<String, String>) {

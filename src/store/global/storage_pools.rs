@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::GlobalDb;
-use crate::store::db::{int, text};
-use crate::store::{Batch, Result, Stmt, StoreError, Value};
+use crate::store::db::{int, text, version_of};
+use crate::store::{Batch, Result, Stmt, StoreError, Value, Version};
 
 pub const STATE_PENDING: i64 = 0;
 pub const STATE_CREATED: i64 = 1;
@@ -59,12 +59,51 @@ pub async fn list(db: &GlobalDb, node_id: i64) -> Result<Vec<Pool>> {
     Ok(pools)
 }
 
-pub async fn get(db: &GlobalDb, node_id: i64, name: &str) -> Result<Pool> {
-    list(db, node_id)
-        .await?
-        .into_iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| StoreError::NotFound("Storage pool not found".into()))
+/// The names of every pool.
+pub async fn names(db: &GlobalDb) -> Result<Vec<String>> {
+    let rows = db.query(&Stmt::new("SELECT name FROM storage_pools ORDER BY name", vec![])).await?;
+    Ok(rows.rows.iter().map(|r| text(r, 0)).collect())
+}
+
+/// One pool as seen from member `node_id`, and the version a guarded write of its description
+/// and configuration needs.
+pub async fn get(db: &GlobalDb, node_id: i64, name: &str) -> Result<(Pool, Version)> {
+    const POOL_ID: &str = "(SELECT id FROM storage_pools WHERE name = ?)";
+    let description = Stmt::new("SELECT description FROM storage_pools WHERE name = ?", vec![name.into()]);
+    let config = Stmt::new(
+        format!(
+            "SELECT key, value, node_id FROM storage_pools_config WHERE storage_pool_id = {POOL_ID}
+             AND (node_id IS NULL OR node_id = ?) ORDER BY key, node_id"
+        ),
+        vec![name.into(), Value::Int(node_id)],
+    );
+    let stmts = [
+        Stmt::new("SELECT id, name, driver, description, state FROM storage_pools WHERE name = ?", vec![name.into()]),
+        Stmt::new(
+            format!(
+                "SELECT n.name FROM storage_pools_nodes spn JOIN nodes n ON n.id = spn.node_id
+                 WHERE spn.storage_pool_id = {POOL_ID} ORDER BY n.name"
+            ),
+            vec![name.into()],
+        ),
+        description.clone(),
+        config.clone(),
+    ];
+    let [row, locations, desc, cfg] = db.query_many(stmts).await?;
+    let r = row.rows.first().ok_or_else(|| StoreError::NotFound("Storage pool not found".into()))?;
+    let mut pool = Pool {
+        id: int(r, 0),
+        name: text(r, 1),
+        driver: text(r, 2),
+        description: text(r, 3),
+        state: int(r, 4),
+        locations: locations.rows.iter().map(|r| text(r, 0)).collect(),
+        ..Default::default()
+    };
+    for r in &cfg.rows {
+        pool.config.insert(text(r, 0), text(r, 1));
+    }
+    Ok((pool, version_of(vec![description, config], &[desc, cfg])))
 }
 
 /// Creates a pool that exists only on member `node_id` (the standalone case), state created.
@@ -218,19 +257,19 @@ pub fn set_state(b: &mut Batch, name: &str, state: i64) {
 
 /// Each member's part of pool `name`: (node id, state, member-specific config).
 pub async fn members_of(db: &GlobalDb, name: &str) -> Result<Vec<(i64, i64, BTreeMap<String, String>)>> {
-    let rows = db
-        .query(&Stmt::new(
-            "SELECT spn.node_id, spn.state FROM storage_pools_nodes spn JOIN storage_pools p ON p.id = spn.storage_pool_id
-             WHERE p.name = ? ORDER BY spn.node_id",
-            vec![name.into()],
-        ))
-        .await?;
-    let cfg = db
-        .query(&Stmt::new(
-            "SELECT c.node_id, c.key, c.value FROM storage_pools_config c JOIN storage_pools p ON p.id = c.storage_pool_id
-             WHERE p.name = ? AND c.node_id IS NOT NULL",
-            vec![name.into()],
-        ))
+    let [rows, cfg] = db
+        .query_many([
+            Stmt::new(
+                "SELECT spn.node_id, spn.state FROM storage_pools_nodes spn JOIN storage_pools p ON p.id = spn.storage_pool_id
+                 WHERE p.name = ? ORDER BY spn.node_id",
+                vec![name.into()],
+            ),
+            Stmt::new(
+                "SELECT c.node_id, c.key, c.value FROM storage_pools_config c JOIN storage_pools p ON p.id = c.storage_pool_id
+                 WHERE p.name = ? AND c.node_id IS NOT NULL",
+                vec![name.into()],
+            ),
+        ])
         .await?;
     Ok(rows
         .rows
