@@ -198,8 +198,8 @@ impl Driver {
         drop(theirs);
         let started = tokio::task::spawn_blocking(move || super::exec::read_report(ours.as_raw_fd()))
             .await
-            .map_err(|e| InstanceError::Io(e.to_string()))?
-            .map_err(InstanceError::BadRequest)?;
+            .map_err(|e| InstanceError::Io(format!("the exec helper's report: {e}")))?
+            .map_err(|e| InstanceError::BadRequest(e.to_string()))?;
         Ok((child, started))
     }
 

@@ -12,6 +12,7 @@ use std::path::Path;
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use serde::{Deserialize, Serialize};
 
+use super::HelperError;
 use super::spec;
 use super::sys;
 
@@ -62,17 +63,18 @@ fn send(sock: RawFd, msg: &[u8], fd: Option<RawFd>) -> nix::Result<usize> {
     }
 }
 
-fn helper_inner(run_dir: &Path, req: &ExecRequest, report: RawFd) -> Result<i32, String> {
+fn helper_inner(run_dir: &Path, req: &ExecRequest, report: RawFd) -> Result<i32, HelperError> {
+    let not_running = || HelperError::Refused("Instance is not running".into());
     let pid: i32 = std::fs::read_to_string(run_dir.join(spec::INIT_PID_FILE))
-        .map_err(|_| "Instance is not running".to_string())?
+        .map_err(|_| not_running())?
         .trim()
         .parse()
-        .map_err(|_| "Instance is not running".to_string())?;
-    let pidfd = sys::pidfd_open(pid).map_err(|_| "Instance is not running".to_string())?;
+        .map_err(|_| not_running())?;
+    let pidfd = sys::pidfd_open(pid).map_err(|_| not_running())?;
     let own_pid_ns = std::fs::metadata("/proc/self/ns/pid").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).ok();
     let target_ns = std::fs::metadata(format!("/proc/{pid}/ns/pid")).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).ok();
     if own_pid_ns.is_none() || own_pid_ns == target_ns {
-        return Err("refusing to run a command in the host's namespaces".into());
+        return Err(HelperError::Refused("refusing to run a command in the host's namespaces".into()));
     }
     for h in super::cgroup::load(&run_dir.join(spec::CGROUPS_FILE)) {
         let _ = h.add(std::process::id() as i32);
@@ -85,11 +87,11 @@ fn helper_inner(run_dir: &Path, req: &ExecRequest, report: RawFd) -> Result<i32,
             | libc::CLONE_NEWPID
             | libc::CLONE_NEWNS,
     );
-    nix::sched::setns(&pidfd, flags).map_err(|e| format!("entering the container: {e}"))?;
-    nix::unistd::chdir("/").map_err(|e| e.to_string())?;
+    nix::sched::setns(&pidfd, flags).map_err(HelperError::sys("entering the container"))?;
+    nix::unistd::chdir("/").map_err(HelperError::sys("chdir /"))?;
     let pty = if req.interactive { Some(open_pty(req.width, req.height)?) } else { None };
     // SAFETY: this helper is single-threaded.
-    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
+    match unsafe { nix::unistd::fork() }.map_err(HelperError::sys("fork"))? {
         nix::unistd::ForkResult::Child => {
             let err = command_child(req, pty.as_ref().map(|(_, s)| s.as_raw_fd()));
             eprintln!("Error: {err}");
@@ -98,14 +100,14 @@ fn helper_inner(run_dir: &Path, req: &ExecRequest, report: RawFd) -> Result<i32,
         }
         nix::unistd::ForkResult::Parent { child } => {
             let master = pty.as_ref().map(|(m, _)| m.as_raw_fd());
-            send(report, format!("pid {}", child.as_raw()).as_bytes(), master).map_err(|e| e.to_string())?;
+            send(report, format!("pid {}", child.as_raw()).as_bytes(), master).map_err(HelperError::sys("reporting the pid"))?;
             drop(pty);
             loop {
                 match nix::sys::wait::waitpid(child, None) {
                     Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return Ok(code),
                     Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
                     Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(HelperError::Sys { what: "waiting for the command".into(), source: e }),
                 }
             }
         }
@@ -113,16 +115,16 @@ fn helper_inner(run_dir: &Path, req: &ExecRequest, report: RawFd) -> Result<i32,
 }
 
 /// A pty from the container's devpts: (master, slave).
-fn open_pty(width: u16, height: u16) -> Result<(OwnedFd, OwnedFd), String> {
+fn open_pty(width: u16, height: u16) -> Result<(OwnedFd, OwnedFd), HelperError> {
     use nix::pty::{grantpt, posix_openpt, unlockpt};
     let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| format!("allocating a pty: {e}"))?;
-    grantpt(&master).map_err(|e| e.to_string())?;
-    unlockpt(&master).map_err(|e| e.to_string())?;
+        .map_err(HelperError::sys("allocating a pty"))?;
+    grantpt(&master).map_err(HelperError::sys("grantpt"))?;
+    unlockpt(&master).map_err(HelperError::sys("unlockpt"))?;
     // SAFETY: TIOCGPTPEER on a pty master returns a new descriptor for its slave.
     let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
     if slave < 0 {
-        return Err(format!("opening the pty slave: {}", std::io::Error::last_os_error()));
+        return Err(HelperError::Io { what: "opening the pty slave".into(), source: std::io::Error::last_os_error() });
     }
     // SAFETY: fresh descriptor from the kernel.
     let slave = unsafe { OwnedFd::from_raw_fd(slave) };
@@ -184,11 +186,12 @@ fn command_child(req: &ExecRequest, slave: Option<RawFd>) -> String {
 }
 
 /// The daemon's side: reads the helper's report (blocking; call from a blocking thread).
-pub fn read_report(sock: RawFd) -> Result<Started, String> {
+pub fn read_report(sock: RawFd) -> Result<Started, HelperError> {
     let mut buf = [0u8; 512];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC).map_err(|e| e.to_string())?;
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(HelperError::sys("reading the exec helper's report"))?;
     let mut pty = None;
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {
@@ -203,10 +206,11 @@ pub fn read_report(sock: RawFd) -> Result<Started, String> {
     let n = msg.bytes;
     let text = String::from_utf8_lossy(&buf[..n]).to_string();
     if let Some(pid) = text.strip_prefix("pid ") {
-        return Ok(Started { pid: pid.trim().parse().map_err(|_| format!("bad report {text}"))?, pty });
+        let pid = pid.trim().parse().map_err(|_| HelperError::Refused(format!("bad report {text}")))?;
+        return Ok(Started { pid, pty });
     }
     if n == 0 {
-        return Err("the exec helper exited before starting the command".into());
+        return Err(HelperError::Refused("the exec helper exited before starting the command".into()));
     }
-    Err(text.strip_prefix("err ").unwrap_or(&text).to_string())
+    Err(HelperError::Refused(text.strip_prefix("err ").unwrap_or(&text).to_string()))
 }

@@ -4,6 +4,8 @@
 //! move in and out of it without following a symlink out of its root.
 //!
 //! Nothing here forks inside the async runtime: the daemon only spawns helper processes.
+//!
+//! May call: util.
 
 pub mod cgroup;
 pub mod driver;
@@ -52,6 +54,37 @@ impl InstanceError {
 }
 
 pub type Result<T> = std::result::Result<T, InstanceError>;
+
+/// A failure inside a helper process (a container's monitor, its init before exec, the exec
+/// helper): what it was doing and why. It reaches the daemon as text over a pipe or socket.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    #[error("{what}: {source}")]
+    Sys { what: String, source: nix::Error },
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    /// A refusal with its reason (a bad path, a missing program, the helper's own report).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl HelperError {
+    pub fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> HelperError {
+        let what = what.into();
+        move |source| HelperError::Sys { what, source }
+    }
+
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HelperError {
+        let what = what.into();
+        move |source| HelperError::Io { what, source }
+    }
+}
+
+impl From<InstanceError> for HelperError {
+    fn from(e: InstanceError) -> Self {
+        HelperError::Refused(e.to_string())
+    }
+}
 
 /// Where one container's runtime state (pid files, spec, exit record) lives.
 pub fn run_dir(lxd_dir: &std::path::Path, name: &str) -> PathBuf {

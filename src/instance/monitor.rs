@@ -11,6 +11,7 @@ use std::path::Path;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use super::HelperError;
 use super::cgroup::{self, Hierarchy};
 use super::mounts;
 use super::spec::{self, StartSpec};
@@ -91,26 +92,27 @@ fn wait_init(pid: i32) -> WaitStatus {
 }
 
 /// Creates cgroups, clones init, moves it into the cgroups and lets it exec.
-fn start_once(spec: &StartSpec, run_dir: &Path, cgroups: &[Hierarchy]) -> Result<(i32, OwnedFd), String> {
+fn start_once(spec: &StartSpec, run_dir: &Path, cgroups: &[Hierarchy]) -> Result<(i32, OwnedFd), HelperError> {
     // A hierarchy the host does not let us use is skipped unless it carries a requested limit.
     let mut joined: Vec<Hierarchy> = Vec::new();
     for h in cgroups {
         match h.create(&spec.limits) {
             Ok(()) => joined.push(h.clone()),
             Err(e) if !h.enforces(&spec.limits) => eprintln!("rxd forkstart: skipping cgroup {}: {e}", h.dir.display()),
-            Err(e) => return Err(format!("creating cgroup {}: {e}", h.dir.display())),
+            Err(e) => return Err(HelperError::Io { what: format!("creating cgroup {}", h.dir.display()), source: e }),
         }
     }
     let cgroups = joined.as_slice();
-    cgroup::save(cgroups, &run_dir.join(spec::CGROUPS_FILE)).map_err(|e| e.to_string())?;
+    let cgroups_file = run_dir.join(spec::CGROUPS_FILE);
+    cgroup::save(cgroups, &cgroups_file).map_err(HelperError::io(format!("writing {}", cgroups_file.display())))?;
     let console = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&spec.console_log)
-        .map_err(|e| format!("opening {}: {e}", spec.console_log.display()))?;
-    let (go_r, go_w) = sys::pipe().map_err(|e| e.to_string())?;
-    let (err_r, err_w) = sys::pipe().map_err(|e| e.to_string())?;
-    match sys::clone3(NAMESPACES as u64).map_err(|e| format!("clone3: {e}"))? {
+        .map_err(HelperError::io(format!("opening {}", spec.console_log.display())))?;
+    let (go_r, go_w) = sys::pipe().map_err(HelperError::io("pipe"))?;
+    let (err_r, err_w) = sys::pipe().map_err(HelperError::io("pipe"))?;
+    match sys::clone3(NAMESPACES as u64).map_err(HelperError::io("clone3"))? {
         Cloned::Child => {
             drop(go_w);
             drop(err_r);
@@ -123,8 +125,10 @@ fn start_once(spec: &StartSpec, run_dir: &Path, cgroups: &[Hierarchy]) -> Result
         Cloned::Parent { pid, pidfd } => {
             drop(go_r);
             drop(err_w);
-            let moved: Result<(), String> = cgroups.iter().try_for_each(|h| match h.add(pid) {
-                Err(e) if h.enforces(&spec.limits) => Err(format!("joining cgroup {}: {e}", h.dir.display())),
+            let moved: Result<(), HelperError> = cgroups.iter().try_for_each(|h| match h.add(pid) {
+                Err(e) if h.enforces(&spec.limits) => {
+                    Err(HelperError::Io { what: format!("joining cgroup {}", h.dir.display()), source: e })
+                }
                 Err(e) => {
                     eprintln!("rxd forkstart: not joining cgroup {}: {e}", h.dir.display());
                     Ok(())
@@ -136,7 +140,8 @@ fn start_once(spec: &StartSpec, run_dir: &Path, cgroups: &[Hierarchy]) -> Result
                 let _ = wait_init(pid);
                 return Err(e);
             }
-            std::fs::write(run_dir.join(spec::INIT_PID_FILE), pid.to_string()).map_err(|e| e.to_string())?;
+            let pid_file = run_dir.join(spec::INIT_PID_FILE);
+            std::fs::write(&pid_file, pid.to_string()).map_err(HelperError::io(format!("writing {}", pid_file.display())))?;
             let mut go = std::fs::File::from(go_w);
             let _ = go.write_all(b"g");
             drop(go);
@@ -145,7 +150,7 @@ fn start_once(spec: &StartSpec, run_dir: &Path, cgroups: &[Hierarchy]) -> Result
             if !reason.is_empty() {
                 let _ = wait_init(pid);
                 let _ = std::fs::remove_file(run_dir.join(spec::INIT_PID_FILE));
-                return Err(reason);
+                return Err(HelperError::Refused(reason));
             }
             Ok((pid, pidfd))
         }
@@ -162,7 +167,7 @@ fn child(spec: &StartSpec, go: OwnedFd, console: &std::fs::File) -> String {
         return format!("unshare cgroup namespace: {e}");
     }
     if let Err(e) = mounts::enter_rootfs(&spec.rootfs, &spec.mounts) {
-        return e;
+        return e.to_string();
     }
     if let Err(e) = nix::unistd::sethostname(&spec.name) {
         return format!("sethostname: {e}");

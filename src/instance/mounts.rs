@@ -8,10 +8,16 @@ use std::path::Path;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 
-type R = std::result::Result<(), String>;
+use super::HelperError;
+
+type R = std::result::Result<(), HelperError>;
 
 fn m(source: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> R {
-    mount(source, target, fstype, flags, data).map_err(|e| format!("mount {target}: {e}"))
+    mount(source, target, fstype, flags, data).map_err(HelperError::sys(format!("mount {target}")))
+}
+
+fn utf8<'a>(path: &'a Path, what: &str) -> std::result::Result<&'a str, HelperError> {
+    path.to_str().ok_or_else(|| HelperError::Refused(format!("{what} is not UTF-8")))
 }
 
 fn ensure_dir(path: &str) {
@@ -25,32 +31,33 @@ fn bind_mounts(rootfs: &Path, mounts: &[super::spec::BindMount]) -> R {
         let rel = super::files::normalize(&b.path);
         let rel = rel.trim_start_matches('/');
         if rel.is_empty() {
-            return Err(format!("disk device path {} is the root", b.path));
+            return Err(HelperError::Refused(format!("disk device path {} is the root", b.path)));
         }
         let is_dir = b.source.is_dir();
-        let root = super::files::Root::open(None, rootfs).map_err(|e| e.to_string())?;
+        let root = super::files::Root::open(None, rootfs)?;
         if is_dir {
             let mut acc = String::new();
             for part in rel.split('/') {
                 acc.push('/');
                 acc.push_str(part);
-                root.mkdir(&acc, Some(0o755), 0, 0).map_err(|e| format!("creating {acc}: {e}"))?;
+                root.mkdir(&acc, Some(0o755), 0, 0).map_err(|e| HelperError::Refused(format!("creating {acc}: {e}")))?;
             }
         } else {
-            root.write_file(&format!("/{rel}"), b"", true, Some(0o644), 0, 0).map_err(|e| format!("creating {rel}: {e}"))?;
+            root.write_file(&format!("/{rel}"), b"", true, Some(0o644), 0, 0)
+                .map_err(|e| HelperError::Refused(format!("creating {rel}: {e}")))?;
         }
         // Mounting goes by host path: no component may be a symlink (it could point anywhere).
         let mut acc = String::new();
         for part in rel.split('/') {
             acc.push('/');
             acc.push_str(part);
-            if root.stat(&acc).map_err(|e| e.to_string())?.kind == super::files::Kind::Symlink {
-                return Err(format!("disk device path {} goes through a symlink ({acc})", b.path));
+            if root.stat(&acc)?.kind == super::files::Kind::Symlink {
+                return Err(HelperError::Refused(format!("disk device path {} goes through a symlink ({acc})", b.path)));
             }
         }
         let target = rootfs.join(rel);
-        let target = target.to_str().ok_or("mount target is not UTF-8")?;
-        let source = b.source.to_str().ok_or("mount source is not UTF-8")?;
+        let target = utf8(&target, "mount target")?;
+        let source = utf8(&b.source, "mount source")?;
         m(Some(source), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
         if b.readonly {
             m(None, target, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)?;
@@ -62,10 +69,10 @@ fn bind_mounts(rootfs: &Path, mounts: &[super::spec::BindMount]) -> R {
 /// Builds the container's root from `rootfs` and pivots into it. Afterwards `/` is the rootfs.
 pub fn enter_rootfs(rootfs: &Path, binds: &[super::spec::BindMount]) -> R {
     m(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
-    let root = rootfs.to_str().ok_or("rootfs path is not UTF-8")?;
+    let root = utf8(rootfs, "rootfs path")?;
     m(Some(root), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     bind_mounts(rootfs, binds)?;
-    nix::unistd::chdir(rootfs).map_err(|e| format!("chdir {root}: {e}"))?;
+    nix::unistd::chdir(rootfs).map_err(HelperError::sys(format!("chdir {root}")))?;
     nix::sys::stat::umask(Mode::empty());
     for d in ["proc", "sys", "dev", "run", "tmp"] {
         ensure_dir(d);
@@ -89,9 +96,9 @@ pub fn enter_rootfs(rootfs: &Path, binds: &[super::spec::BindMount]) -> R {
     dev()?;
     m(Some("tmpfs"), "run", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=755,size=65536k"))?;
     m(Some("tmpfs"), "tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
-    nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the old root: {e}"))?;
-    nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+    nix::unistd::pivot_root(".", ".").map_err(HelperError::sys("pivot_root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(HelperError::sys("detaching the old root"))?;
+    nix::unistd::chdir("/").map_err(HelperError::sys("chdir /"))?;
     Ok(())
 }
 
@@ -102,7 +109,7 @@ fn dev() -> R {
         let path = format!("dev/{name}");
         if mknod(path.as_str(), SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor)).is_err() {
             // Without CAP_MKNOD: bind the host's node onto an empty file.
-            std::fs::write(&path, b"").map_err(|e| format!("{path}: {e}"))?;
+            std::fs::write(&path, b"").map_err(HelperError::io(path.clone()))?;
             m(Some(&format!("/dev/{name}")), &path, None, MsFlags::MS_BIND, None)?;
         }
     }

@@ -149,10 +149,17 @@ impl Database {
         self.pool.close().await;
     }
 
+    /// A transaction that holds the write lock from its start: a batch reads (its guards)
+    /// before it writes, and a read transaction cannot take the write lock once another
+    /// connection has written (SQLite answers "database is locked" at once instead of waiting).
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Runs `batch` in one transaction; returns the rows affected by each statement. A failed
     /// guard or statement rolls the whole batch back.
     pub async fn apply(&self, batch: &Batch) -> Result<Vec<u64>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let affected = apply_in(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(affected)
@@ -187,7 +194,7 @@ impl Database {
             let stmt = Stmt::new(sql, vec![]);
             Ok(RawResult::Rows(self.query(&stmt).await?))
         } else {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let res = sqlx::query(sql).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(RawResult::Affected(res.rows_affected()))

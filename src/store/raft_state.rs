@@ -70,7 +70,7 @@ fn deterministic(e: &StoreError) -> bool {
 /// applied. The outer error is a local fault (the replica must stop); the inner result is the
 /// batch's deterministic outcome, which is recorded as applied too.
 pub async fn apply(db: &Database, index: u64, term: u64, batch: Option<&Batch>, conf: &[u8]) -> Result<Outcome> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     let outcome = match batch {
         Some(b) => apply_in(&mut tx, b).await,
         None => Ok(Vec::new()),
@@ -83,7 +83,7 @@ pub async fn apply(db: &Database, index: u64, term: u64, batch: Option<&Batch>, 
         }
         Err(e) if deterministic(&e) => {
             tx.rollback().await?;
-            let mut tx = db.pool().begin().await?;
+            let mut tx = db.begin_write().await?;
             record(&mut tx, index, term, conf).await?;
             tx.commit().await?;
             Ok(Err(e))
@@ -94,7 +94,7 @@ pub async fn apply(db: &Database, index: u64, term: u64, batch: Option<&Batch>, 
 
 /// Offline recovery: records `conf` as the applied configuration (index and term kept).
 pub async fn set_applied(db: &Database, index: u64, term: u64, conf: &[u8]) -> Result<()> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     record(&mut tx, index, term, conf).await?;
     tx.commit().await?;
     Ok(())

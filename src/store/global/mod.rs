@@ -354,6 +354,7 @@ impl GlobalDb {
     }
 
     pub async fn apply(&self, batch: &Batch) -> Result<Vec<u64>> {
+        tracing::trace!(statements = batch.stmts.len(), "global write");
         match self.backend() {
             Backend::Local(db) => db.apply(batch).await,
             Backend::Replicated(r) => r.apply(batch).await,
@@ -361,6 +362,7 @@ impl GlobalDb {
     }
 
     pub async fn query(&self, stmt: &Stmt) -> Result<Rows> {
+        tracing::trace!(statements = 1, "global read");
         match self.backend() {
             Backend::Local(db) => db.query(stmt).await,
             Backend::Replicated(r) => r.query(stmt).await,
@@ -375,6 +377,7 @@ impl GlobalDb {
 
     /// [`Self::query_many`] for a number of statements known at run time.
     pub async fn query_all(&self, stmts: &[Stmt]) -> Result<Vec<Rows>> {
+        tracing::trace!(statements = stmts.len(), "global read");
         let sets = match self.backend() {
             Backend::Local(db) => db.query_many(stmts).await?,
             Backend::Replicated(r) => r.query_many(stmts).await?,
