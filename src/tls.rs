@@ -2,6 +2,8 @@
 //! the two trust models rxd uses: a server that asks every client for a certificate but accepts
 //! any (trust is decided per request from the fingerprint), and a client that pins exactly one
 //! server certificate by fingerprint, as LXD's remotes do.
+//!
+//! May call: util.
 
 use std::net::IpAddr;
 use std::path::Path;

@@ -350,7 +350,8 @@ pub async fn setup_join_trust(
     });
     match Connection::https(address, pin.clone(), None)?.request("POST", "/1.0/certificates", Some(&body), None).await {
         Ok(_) => {}
-        Err(e) if e.to_string().contains("already in trust store") => {}
+        // Trusted already (a join retried after the trust step).
+        Err(ClientError::Api { status: 409, .. }) => {}
         Err(e) => return Err(ClientError::api(e.status(), format!("Failed to setup trust relationship with cluster: {e}"))),
     }
     let cluster: crate::api::Cluster = Connection::https(address, pin, Some(member))?.get_json("/1.0/cluster").await?;

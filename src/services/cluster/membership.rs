@@ -212,7 +212,8 @@ impl Membership {
             });
             match conn.request("POST", "/1.0/certificates", Some(&body), None).await {
                 Ok(_) => {}
-                Err(e) if e.to_string().contains("already in trust store") => {}
+                // Trusted already (a join retried after the trust step).
+                Err(crate::client::ClientError::Api { status: 409, .. }) => {}
                 Err(e) => return Err(Error::Forbidden(format!("Failed to setup cluster trust: {e}"))),
             }
         }
