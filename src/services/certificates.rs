@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use base64::Engine;
 
+use super::cluster::tokens::JoinTokens;
 use super::server_config::ServerConfig;
 use super::trust::{self, Trust};
 use super::{Error, Result};
-use crate::api::{Certificate, CertificateAddToken, CertificatePut, CertificatesPost, EventRequestor, etag_of};
+use crate::api::{Certificate, CertificateAddToken, CertificatePut, CertificatesPost, ClusterJoinToken, EventRequestor, etag_of};
 use crate::config;
 use crate::events::EventHub;
 use crate::operations::{NewOp, Op, OpClass, Operations};
@@ -78,6 +79,7 @@ pub struct Certificates {
     operations: Arc<Operations>,
     config: Arc<ServerConfig>,
     identity: Arc<super::identity::Identity>,
+    tokens: Arc<JoinTokens>,
 }
 
 impl Certificates {
@@ -88,8 +90,9 @@ impl Certificates {
         operations: Arc<Operations>,
         config: Arc<ServerConfig>,
         identity: Arc<super::identity::Identity>,
+        tokens: Arc<JoinTokens>,
     ) -> Certificates {
-        Certificates { global, trust, events, operations, config, identity }
+        Certificates { global, trust, events, operations, config, identity, tokens }
     }
 
     pub async fn list(&self) -> Result<Vec<Certificate>> {
@@ -125,6 +128,13 @@ impl Certificates {
     pub async fn add(&self, req: AddRequest) -> Result<CertificateAdded> {
         let conn = req.connection_cert.as_deref();
         if !req.trusted {
+            // A joining member presents a cluster join token as its password.
+            if let Some(token) = ClusterJoinToken::decode(&req.body.password) {
+                if !self.tokens.consume(&token).await {
+                    return Err(Error::Forbidden("No matching cluster join operation found".into()));
+                }
+                return self.add_joining_member(req.body, conn).await.map(CertificateAdded::Certificate);
+            }
             return self.add_untrusted(req.body, conn).await.map(CertificateAdded::Certificate);
         }
         let kind = kind_of(&req.body.kind)?;
@@ -215,7 +225,7 @@ impl Certificates {
     }
 
     /// A joining member's certificate, admitted with a join token the cluster has consumed.
-    pub async fn add_joining_member(&self, req: CertificatesPost, connection_cert: Option<&[u8]>) -> Result<String> {
+    async fn add_joining_member(&self, req: CertificatesPost, connection_cert: Option<&[u8]>) -> Result<String> {
         let pem = requested_pem(&req, connection_cert)?;
         self.insert(pem, req.name, TYPE_SERVER, false, Vec::new()).await
     }

@@ -161,6 +161,7 @@ impl Member {
                 operations.clone(),
                 config.clone(),
                 identity.clone(),
+                tokens.clone(),
             ),
             profiles: Profiles::new(global.clone(), events.clone()),
             projects: Projects::new(global.clone(), events.clone()),

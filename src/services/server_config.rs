@@ -152,6 +152,8 @@ pub struct ServerConfig {
     /// The member-local part and whether this member is clustered: both change only through
     /// this member's own writes, so they are kept in memory.
     cache: RwLock<Option<(BTreeMap<String, String>, bool)>>,
+    /// The cluster-wide part while standalone (then too only this member writes it).
+    standalone_cluster: RwLock<Option<BTreeMap<String, String>>>,
     listener: OnceLock<Arc<dyn ListenerControl>>,
     /// The member-to-member listener, when `cluster.https_address` is not served by the
     /// `core.https_address` one.
@@ -178,6 +180,7 @@ impl ServerConfig {
             images,
             environment: StaticEnvironment::probe(),
             cache: RwLock::new(None),
+            standalone_cluster: RwLock::new(None),
             listener: OnceLock::new(),
             cluster_listener: OnceLock::new(),
             lock: tokio::sync::Mutex::new(()),
@@ -207,19 +210,32 @@ impl ServerConfig {
         Ok(fresh)
     }
 
-    /// Forgets the cached member part (after this member's configuration or clustering changed).
+    /// Forgets what is kept in memory (after this member's configuration or clustering changed).
     pub fn invalidate(&self) {
         if let Ok(mut c) = self.cache.write() {
             *c = None;
         }
+        if let Ok(mut c) = self.standalone_cluster.write() {
+            *c = None;
+        }
     }
 
-    /// The stored configuration; the cluster-wide part is read from the (replicated) database
-    /// every time, so a change made on any member is seen at once.
+    /// The stored configuration. A standalone member serves it from memory (only its own
+    /// writes change it); in a cluster the cluster-wide part is read from the replicated
+    /// database every time, so a change made on any member is seen at once.
     pub async fn stored(&self) -> Result<StoredConfig> {
-        Ok(self.stored_versioned().await?.0)
+        let (member, clustered) = self.member_part().await?;
+        if !clustered && let Some(cluster) = self.standalone_cluster.read().ok().and_then(|c| c.clone()) {
+            return Ok(StoredConfig { member, cluster, clustered });
+        }
+        let cluster = global::config::get_all(&self.global).await?;
+        if !clustered && let Ok(mut c) = self.standalone_cluster.write() {
+            *c = Some(cluster.clone());
+        }
+        Ok(StoredConfig { member, cluster, clustered })
     }
 
+    /// The stored configuration and the version a guarded write of its cluster-wide part needs.
     async fn stored_versioned(&self) -> Result<(StoredConfig, Version)> {
         let (member, clustered) = self.member_part().await?;
         let (cluster, version) = global::config::get_versioned(&self.global).await?;

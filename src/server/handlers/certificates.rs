@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::api::{CertificatePut, ClusterJoinToken, EventRequestor};
+use crate::api::{CertificatePut, EventRequestor};
 use crate::server::request::{Caller, Request};
 use crate::server::response::{Answer, ApiError, Response};
 use crate::server::routes::{Action, Params};
@@ -46,18 +46,7 @@ impl Action for Add {
     }
 
     async fn run(self, member: &Arc<Member>) -> Answer {
-        let req = self.request;
-        // A joining member presents a cluster join token as its password.
-        if !req.trusted
-            && let Some(token) = ClusterJoinToken::decode(&req.body.password)
-        {
-            if !member.tokens.consume(&token).await {
-                return Err(ApiError::new(403, "No matching cluster join operation found"));
-            }
-            let fp = member.certificates.add_joining_member(req.body, req.connection_cert.as_deref()).await?;
-            return Ok(Response::created(url(&fp)));
-        }
-        match member.certificates.add(req).await? {
+        match member.certificates.add(self.request).await? {
             CertificateAdded::Certificate(fp) => Ok(Response::created(url(&fp))),
             CertificateAdded::Token(op) => Ok(Response::Async(op)),
         }

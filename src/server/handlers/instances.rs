@@ -106,13 +106,7 @@ impl Action for Update {
     async fn run(self, member: &Arc<Member>) -> Answer {
         let op = match self {
             Update::Restore { project, name, snapshot, if_match } => {
-                if let Some(given) = if_match {
-                    let (_, current) = member.instances.get(&project, &name, false).await?;
-                    if current != given {
-                        return Err(crate::services::Error::etag_mismatch(&current, &given).into());
-                    }
-                }
-                member.instances.restore_snapshot(&project, &name, &snapshot).await?
+                member.instances.restore_snapshot(&project, &name, &snapshot, if_match.as_deref()).await?
             }
             Update::Change { project, name, change, if_match } => {
                 member.instances.update(&project, &name, change, if_match.as_deref()).await?

@@ -157,9 +157,23 @@ impl Instances {
     }
 
     /// Restores an instance from a snapshot (async: files and configuration; a running
-    /// instance is stopped for it and started again).
-    pub async fn restore_snapshot(self: &Arc<Self>, project: &str, name: &str, snap: &str) -> Result<Arc<Op>> {
+    /// instance is stopped for it and started again). `if_match`: the instance's ETag the
+    /// client read, which must still hold.
+    pub async fn restore_snapshot(
+        self: &Arc<Self>,
+        project: &str,
+        name: &str,
+        snap: &str,
+        if_match: Option<&str>,
+    ) -> Result<Arc<Op>> {
         let row = self.row(project, name).await?;
+        if let Some(given) = if_match {
+            let profiles = crate::store::global::profiles::list(&self.global, Some(project)).await?;
+            let current = super::etag(&self.render(&row, &profiles, false));
+            if current != given {
+                return Err(Error::etag_mismatch(&current, given));
+            }
+        }
         let s = snapshots::get(&self.global, project, name, snap).await?;
         let dir = self.dir(&row).await?;
         let from = self.snapshots_dir(&row).await?.join(snap);
