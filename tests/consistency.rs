@@ -1,7 +1,7 @@
 //! Writes that cannot be lost to a race, and errors that keep their kind across members: two
 //! writers holding the same ETag (on one member, or on two) get exactly one success and one
 //! 412; a failure decided on the leader reaches a follower's client with the leader's status
-//! and message.
+//! and message; an untrusted caller is never forwarded to be answered with a member's trust.
 
 mod common;
 
@@ -119,5 +119,22 @@ fn a_failure_decided_on_the_leader_reaches_a_followers_client_with_its_status() 
         let again = send(&on_follower, "POST", "/1.0/profiles", twice, None).await;
         assert_eq!(again.0, 409, "{again:?}");
         assert!(again.1.contains("already exists"), "{again:?}");
+    });
+}
+
+#[test]
+fn an_untrusted_caller_is_answered_where_it_asked_whatever_the_target() {
+    let c = TestCluster::form(2);
+    let address = c.members[0].address();
+    rt().block_on(async {
+        let stranger = rxd::tls::generate(rxd::tls::CertKind::Client).expect("cert");
+        let conn = Connection::https(&address, rxd::tls::ServerPin::AcceptAny, Some(&stranger)).expect("conn");
+        // Forwarded, the request would carry the member's own certificate and come back trusted.
+        let reply = conn.get("/1.0?target=node2").await.expect("get");
+        let info = reply.envelope.metadata;
+        assert_eq!(info["auth"], "untrusted", "{info}");
+        assert!(info.get("environment").is_none() && info.get("config").is_none(), "{info}");
+        let (status, _) = send(&conn, "GET", "/1.0/profiles?target=node2", serde_json::json!({}), None).await;
+        assert_eq!(status, 403);
     });
 }

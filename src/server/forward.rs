@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::Method;
 
-use super::request::Request;
+use super::request::{Caller, Request};
 use super::response::{ApiError, Response};
 use crate::services::Member;
 
@@ -34,8 +34,13 @@ async fn send(member: &Member, address: &str, req: &Request, path: &str, headers
     }
 }
 
-/// `?target=<member>`: answered by that member when it is another one.
+/// `?target=<member>`: answered by that member when it is another one. An untrusted caller is
+/// always answered here: the forwarded request would carry this member's own certificate and
+/// come back with what only a trusted client may see.
 pub async fn by_target(member: &Arc<Member>, req: Request) -> Routed {
+    if req.caller == Caller::Untrusted {
+        return Ok(req);
+    }
     let Some(target) = req.query_given("target").map(str::to_string) else { return Ok(req) };
     let Some(rt) = member.cluster.runtime() else { return Ok(req) };
     let peer = match rt.resolve_target(&target).await {

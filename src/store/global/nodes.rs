@@ -141,7 +141,6 @@ fn member_reads(name: &str) -> Vec<Stmt> {
         Stmt::new(format!("SELECT key, value FROM nodes_config WHERE node_id = {ID} ORDER BY key"), vec![name.into()]),
         Stmt::new(format!("SELECT role FROM nodes_roles WHERE node_id = {ID} ORDER BY role"), vec![name.into()]),
         Stmt::new(format!("SELECT group_id FROM nodes_cluster_groups WHERE node_id = {ID} ORDER BY group_id"), vec![name.into()]),
-        Stmt::new("SELECT name FROM nodes_failure_domains ORDER BY id", vec![]),
     ]
 }
 
