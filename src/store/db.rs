@@ -1,13 +1,14 @@
 //! One SQLite file behind a small connection pool: opening (with integrity checks and
-//! migrations), running a [`Batch`] in one transaction, and reading rows as [`Value`]s.
+//! migrations), running a [`Batch`] in one transaction, and reading rows as [`Value`]s (both
+//! through [`direct`], a whole batch or set of reads in one turn on a connection's handle).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Column, Row, TypeInfo, ValueRef};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use super::direct;
 use super::migrate::{self, Migration};
 use super::value::{Batch, GuardExpect, Step, Stmt, Value, Version};
 use super::{Result, StoreError};
@@ -59,42 +60,6 @@ pub async fn backup_file(src: &Path, dst: &Path) -> Result<()> {
     conn.close().await?;
     copied?;
     Ok(())
-}
-
-fn bind_all<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    params: &'q [Value],
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    for p in params {
-        q = match p {
-            Value::Null => q.bind(None::<i64>),
-            Value::Int(v) => q.bind(*v),
-            Value::Real(v) => q.bind(*v),
-            Value::Text(s) => q.bind(s.as_str()),
-            Value::Blob(b) => q.bind(b.as_slice()),
-        };
-    }
-    q
-}
-
-fn row_values(row: &SqliteRow) -> Result<Vec<Value>> {
-    let mut out = Vec::with_capacity(row.len());
-    for i in 0..row.len() {
-        let raw = row.try_get_raw(i)?;
-        if raw.is_null() {
-            out.push(Value::Null);
-            continue;
-        }
-        let kind = raw.type_info().name().to_ascii_uppercase();
-        let v = match kind.as_str() {
-            "INTEGER" | "INT" | "BIGINT" | "BOOLEAN" => Value::Int(row.try_get::<i64, _>(i)?),
-            "REAL" | "FLOAT" | "DOUBLE" => Value::Real(row.try_get::<f64, _>(i)?),
-            "BLOB" => Value::Blob(row.try_get::<Vec<u8>, _>(i)?),
-            _ => Value::Text(row.try_get::<String, _>(i)?),
-        };
-        out.push(v);
-    }
-    Ok(out)
 }
 
 impl Database {
@@ -166,22 +131,14 @@ impl Database {
     }
 
     pub async fn query(&self, stmt: &Stmt) -> Result<Rows> {
-        let q = bind_all(sqlx::query(&stmt.sql), &stmt.params);
         let mut conn = self.pool.acquire().await?;
-        let rows = q.fetch_all(&mut *conn).await?;
-        rows_from(&rows, &stmt.sql, &mut conn).await
+        direct::with_handle(&mut conn, |c| direct::query(c, stmt)).await
     }
 
     /// Runs several reads in one read transaction: they all see the same state of the file.
     pub async fn query_many(&self, stmts: &[Stmt]) -> Result<Vec<Rows>> {
-        let mut tx = self.pool.begin().await?;
-        let mut sets = Vec::with_capacity(stmts.len());
-        for stmt in stmts {
-            let rows = bind_all(sqlx::query(&stmt.sql), &stmt.params).fetch_all(&mut *tx).await?;
-            sets.push(rows_from(&rows, &stmt.sql, &mut tx).await?);
-        }
-        tx.commit().await?;
-        Ok(sets)
+        let mut conn = self.pool.acquire().await?;
+        direct::with_handle(&mut conn, |c| direct::query_all(c, stmts)).await
     }
 
     /// Runs arbitrary SQL text (the `lxd sql` path): a SELECT returns rows, anything else the
@@ -194,10 +151,11 @@ impl Database {
             let stmt = Stmt::new(sql, vec![]);
             Ok(RawResult::Rows(self.query(&stmt).await?))
         } else {
+            let stmt = Stmt::new(sql, vec![]);
             let mut tx = self.begin_write().await?;
-            let res = sqlx::query(sql).execute(&mut *tx).await?;
+            let n = direct::with_handle(&mut tx, |c| direct::execute(c, &stmt)).await?;
             tx.commit().await?;
-            Ok(RawResult::Affected(res.rows_affected()))
+            Ok(RawResult::Affected(n))
         }
     }
 }
@@ -207,51 +165,32 @@ pub enum RawResult {
     Affected(u64),
 }
 
-async fn rows_from(rows: &[SqliteRow], sql: &str, conn: &mut sqlx::SqliteConnection) -> Result<Rows> {
-    let columns = match rows.first() {
-        Some(r) => r.columns().iter().map(|c| c.name().to_string()).collect(),
-        None => {
-            // No rows: the prepared statement (cached on this connection by the query just
-            // run) still names its columns, so empty tables print headers. (`describe` would
-            // give the same names at the cost of an EXPLAIN analysis.)
-            use sqlx::{Executor, Statement};
-            match conn.prepare(sql).await {
-                Ok(s) => s.columns().iter().map(|c| c.name().to_string()).collect(),
-                Err(_) => Vec::new(),
-            }
-        }
-    };
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        out.push(row_values(r)?);
-    }
-    Ok(Rows { columns, rows: out })
+/// Applies a batch inside an open transaction, in one turn on the connection's handle.
+pub async fn apply_in(conn: &mut sqlx::SqliteConnection, batch: &Batch) -> Result<Vec<u64>> {
+    direct::with_handle(conn, |c| apply_steps(c, batch)).await
 }
 
-/// Applies a batch inside an open transaction (shared with the replicated state machine).
-pub async fn apply_in(conn: &mut sqlx::SqliteConnection, batch: &Batch) -> Result<Vec<u64>> {
+/// The steps of a batch, in order, on a handle inside an open write transaction (shared with
+/// the replicated state machine, which records the applied entry in the same turn).
+pub fn apply_steps(c: &rusqlite::Connection, batch: &Batch) -> Result<Vec<u64>> {
     let mut affected = Vec::with_capacity(batch.stmts.len());
     for step in &batch.steps {
         match *step {
             Step::Stmt(i) => {
                 let stmt = batch.stmts.get(i).ok_or_else(malformed)?;
-                let q = bind_all(sqlx::query(&stmt.sql), &stmt.params);
-                let res = q.execute(&mut *conn).await.map_err(|e| match &e {
-                    sqlx::Error::Database(d) if d.is_unique_violation() => {
-                        StoreError::Conflict(format!("This entry already exists ({})", d.message()))
+                let n = direct::execute(c, stmt).map_err(|e| match e {
+                    StoreError::Statement(e) if direct::is_unique_violation(&e) => {
+                        StoreError::Conflict(format!("This entry already exists ({})", sqlite_message(&e)))
                     }
-                    _ => StoreError::Sqlite(e),
+                    e => e,
                 })?;
-                affected.push(res.rows_affected());
+                affected.push(n);
             }
             Step::Guard(i) => {
                 let g = batch.guards.get(i).ok_or_else(malformed)?;
-                let q = bind_all(sqlx::query(&g.stmt.sql), &g.stmt.params);
                 // A guard is a count or an existence probe: no row counts as zero.
-                let n: i64 = match q.fetch_optional(&mut *conn).await? {
-                    Some(row) => row.try_get(0)?,
-                    None => 0,
-                };
+                let rows = direct::query(c, &g.stmt)?;
+                let n = rows.rows.first().and_then(|r| r.first()).and_then(Value::as_i64).unwrap_or(0);
                 let ok = match g.expect {
                     GuardExpect::Zero => n == 0,
                     GuardExpect::NonZero => n != 0,
@@ -266,15 +205,7 @@ pub async fn apply_in(conn: &mut sqlx::SqliteConnection, batch: &Batch) -> Resul
             }
             Step::Unchanged(i) => {
                 let u = batch.unchanged.get(i).ok_or_else(malformed)?;
-                let mut sets = Vec::with_capacity(u.version.stmts.len());
-                for stmt in &u.version.stmts {
-                    let rows = bind_all(sqlx::query(&stmt.sql), &stmt.params).fetch_all(&mut *conn).await?;
-                    let mut values = Vec::with_capacity(rows.len());
-                    for r in &rows {
-                        values.push(row_values(r)?);
-                    }
-                    sets.push(Rows { columns: Vec::new(), rows: values });
-                }
+                let sets = u.version.stmts.iter().map(|s| direct::query(c, s)).collect::<Result<Vec<_>>>()?;
                 if digest(&sets) != u.version.digest {
                     return Err(StoreError::PreconditionFailed(u.message.clone()));
                 }
@@ -282,6 +213,14 @@ pub async fn apply_in(conn: &mut sqlx::SqliteConnection, batch: &Batch) -> Resul
         }
     }
     Ok(affected)
+}
+
+/// SQLite's own words for a failure.
+fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
+        e => e.to_string(),
+    }
 }
 
 fn malformed() -> StoreError {

@@ -11,6 +11,7 @@
 //! May call: util.
 
 pub mod db;
+pub mod direct;
 pub mod global;
 pub mod local;
 pub mod migrate;
@@ -26,6 +27,9 @@ pub use value::{Batch, Guard, Stmt, Value, Version};
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] sqlx::Error),
+    /// SQLite refused a statement run on a connection's handle directly.
+    #[error("database error: {0}")]
+    Statement(rusqlite::Error),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -62,6 +66,7 @@ impl StoreError {
             StoreError::Unavailable(_) => 503,
             StoreError::Remote { status, .. } => *status,
             StoreError::Sqlite(_)
+            | StoreError::Statement(_)
             | StoreError::Internal(_)
             | StoreError::Corrupt { .. }
             | StoreError::Io { .. }

@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
-use super::db::{Database, Durability, apply_in};
+use super::db::{Database, Durability, apply_steps};
+use super::direct;
 use super::global::MIGRATIONS;
-use super::{Batch, Result, StoreError};
+use super::{Batch, Result, Stmt, StoreError, Value};
 
 const APPLIED_TABLE: &str = "CREATE TABLE IF NOT EXISTS raft_applied (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -36,34 +37,24 @@ pub async fn applied(db: &Database) -> Result<Option<Applied>> {
     Ok(row.map(|(i, t, c)| (i as u64, t as u64, c)))
 }
 
-async fn record(conn: &mut sqlx::SqliteConnection, index: u64, term: u64, conf: &[u8]) -> Result<()> {
-    sqlx::query("INSERT OR REPLACE INTO raft_applied (id, idx, term, conf_state) VALUES (1, ?, ?, ?)")
-        .bind(index as i64)
-        .bind(term as i64)
-        .bind(conf)
-        .execute(&mut *conn)
-        .await?;
+fn record(c: &rusqlite::Connection, index: u64, term: u64, conf: &[u8]) -> Result<()> {
+    let stmt = Stmt::new(
+        "INSERT OR REPLACE INTO raft_applied (id, idx, term, conf_state) VALUES (1, ?, ?, ?)",
+        vec![Value::Int(index as i64), Value::Int(term as i64), Value::Blob(conf.to_vec())],
+    );
+    direct::execute(c, &stmt)?;
     Ok(())
 }
 
 /// Whether an error is a deterministic outcome of the batch (the same on every replica) rather
-/// than a fault of this machine.
+/// than a fault of this machine. The batch runs on the handle directly, so what sqlx reports
+/// (starting, committing, reaching the worker) is always this machine's.
 fn deterministic(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::NotFound(_)
-            | StoreError::Conflict(_)
-            | StoreError::PreconditionFailed(_)
-            | StoreError::Internal(_)
-            | StoreError::Sqlite(
-                sqlx::Error::Database(_)
-                    | sqlx::Error::RowNotFound
-                    | sqlx::Error::ColumnDecode { .. }
-                    | sqlx::Error::ColumnNotFound(_)
-                    | sqlx::Error::ColumnIndexOutOfBounds { .. }
-                    | sqlx::Error::TypeNotFound { .. }
-            )
-    )
+    match e {
+        StoreError::NotFound(_) | StoreError::Conflict(_) | StoreError::PreconditionFailed(_) | StoreError::Internal(_) => true,
+        StoreError::Statement(e) => direct::is_deterministic(e),
+        _ => false,
+    }
 }
 
 /// Applies one committed entry (`batch` None for entries with no SQL) and records it as
@@ -71,20 +62,27 @@ fn deterministic(e: &StoreError) -> bool {
 /// batch's deterministic outcome, which is recorded as applied too.
 pub async fn apply(db: &Database, index: u64, term: u64, batch: Option<&Batch>, conf: &[u8]) -> Result<Outcome> {
     let mut tx = db.begin_write().await?;
-    let outcome = match batch {
-        Some(b) => apply_in(&mut tx, b).await,
-        None => Ok(Vec::new()),
-    };
+    // The batch and the record of it in one turn on the handle: one hop to sqlx's worker.
+    let outcome = direct::with_handle(&mut tx, |c| {
+        let outcome = match batch {
+            Some(b) => apply_steps(c, b),
+            None => Ok(Vec::new()),
+        };
+        if outcome.is_ok() {
+            record(c, index, term, conf)?;
+        }
+        Ok(outcome)
+    })
+    .await?;
     match outcome {
         Ok(affected) => {
-            record(&mut tx, index, term, conf).await?;
             tx.commit().await?;
             Ok(Ok(affected))
         }
         Err(e) if deterministic(&e) => {
             tx.rollback().await?;
             let mut tx = db.begin_write().await?;
-            record(&mut tx, index, term, conf).await?;
+            direct::with_handle(&mut tx, |c| record(c, index, term, conf)).await?;
             tx.commit().await?;
             Ok(Err(e))
         }
@@ -95,7 +93,7 @@ pub async fn apply(db: &Database, index: u64, term: u64, batch: Option<&Batch>, 
 /// Offline recovery: records `conf` as the applied configuration (index and term kept).
 pub async fn set_applied(db: &Database, index: u64, term: u64, conf: &[u8]) -> Result<()> {
     let mut tx = db.begin_write().await?;
-    record(&mut tx, index, term, conf).await?;
+    direct::with_handle(&mut tx, |c| record(c, index, term, conf)).await?;
     tx.commit().await?;
     Ok(())
 }
