@@ -384,9 +384,13 @@ impl Instances {
     }
 
     /// Whether the member hosting an instance is this one: None when it is, else the member
-    /// (and whether it is online), by one read of where the instance lives.
+    /// (and whether it is online), by one read of where the instance lives. An instance
+    /// running here lives here: no read at all.
     pub async fn host(&self, project: &str, name: &str) -> Result<Option<(crate::cluster::Peer, bool)>> {
         let Some(rt) = self.cluster.runtime() else { return Ok(None) };
+        if self.driver.init_pid(&driver_name(project, name)).is_some() {
+            return Ok(None);
+        }
         let node_id = store::node_of(&self.global, project, name).await?;
         if node_id as u64 == rt.id {
             return Ok(None);
