@@ -149,9 +149,9 @@ pub struct ServerConfig {
     events: Arc<EventHub>,
     images: Arc<Images>,
     environment: StaticEnvironment,
-    /// The member-local part and whether this member is clustered: both change only through
-    /// this member's own writes, so they are kept in memory.
-    cache: RwLock<Option<(BTreeMap<String, String>, bool)>>,
+    /// The member-local part: it changes only through this member's own writes, so it is
+    /// kept in memory.
+    cache: RwLock<Option<BTreeMap<String, String>>>,
     /// The cluster-wide part while standalone (then too only this member writes it).
     standalone_cluster: RwLock<Option<BTreeMap<String, String>>>,
     listener: OnceLock<Arc<dyn ListenerControl>>,
@@ -200,14 +200,17 @@ impl ServerConfig {
     }
 
     async fn member_part(&self) -> Result<(BTreeMap<String, String>, bool)> {
+        // Clustered or not is whether the cluster machinery runs, as every other endpoint
+        // sees it (a member being reset answers "not clustered" everywhere at once).
+        let clustered = self.cluster.is_clustered();
         if let Some(c) = self.cache.read().ok().and_then(|c| c.clone()) {
-            return Ok(c);
+            return Ok((c, clustered));
         }
-        let fresh = (self.local.config().await?, !self.local.raft_nodes().await?.is_empty());
+        let fresh = self.local.config().await?;
         if let Ok(mut c) = self.cache.write() {
             *c = Some(fresh.clone());
         }
-        Ok(fresh)
+        Ok((fresh, clustered))
     }
 
     /// Forgets what is kept in memory (after this member's configuration or clustering changed).
