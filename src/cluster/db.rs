@@ -56,6 +56,13 @@ impl ClusterDb {
     async fn run(&self, req: DbRequest) -> Result<DbResponse, StoreError> {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
+            // Taken before the attempt: a change of this replica's raft status (a leader
+            // elected, its first entry applied) after it wakes the retry at once.
+            let mut status = self.rt.raft().map(|r| {
+                let mut w = r.watch();
+                w.borrow_and_update();
+                w
+            });
             let attempt = match self.rt.raft() {
                 Some(raft) => {
                     let st = raft.status();
@@ -88,7 +95,13 @@ impl ClusterDb {
                 Ok(r) => return Ok(r),
                 Err(Retry::Fail(e)) => return Err(e),
                 Err(Retry::Later) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(25)).await
+                    let pause = Duration::from_millis(25);
+                    match status.as_mut() {
+                        Some(w) => {
+                            let _ = tokio::time::timeout(pause, w.changed()).await;
+                        }
+                        None => tokio::time::sleep(pause).await,
+                    }
                 }
                 Err(Retry::Later) => return Err(no_quorum()),
             }

@@ -2,8 +2,6 @@
 //! the role it is chosen for, and what it needs to start its replica). The joiner's side and
 //! everything a join means for pools, trust and images is `services::membership`.
 
-use std::time::Duration;
-
 use super::rebalance::{change_with_retry, current_members, leader_raft, probe_new_replica};
 use super::runtime::Runtime;
 use super::upgrade::{api_count, schema_version};
@@ -81,20 +79,3 @@ pub async fn admit(rt: &Runtime, req: &AcceptRequest) -> Result<AcceptResponse> 
     let cluster = tls::load_or_generate(&rt.env.paths.dir, "cluster", CertKind::Server)?;
     Ok(AcceptResponse { raft_nodes: members, private_key: cluster.key })
 }
-
-/// Waits (bounded) until `cond` holds.
-pub async fn wait_until(limit: Duration, cond: impl Fn() -> bool) -> std::result::Result<(), TimedOut> {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !cond() {
-        if tokio::time::Instant::now() >= deadline {
-            return Err(TimedOut);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
-/// A bounded wait ran out.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("timed out")]
-pub struct TimedOut;

@@ -180,6 +180,13 @@ impl RaftHandle {
         self.status.clone()
     }
 
+    /// Waits, at most `limit`, until the published status satisfies `cond` (woken by each new
+    /// status, not by polling); false when the time ran out or the node stopped.
+    pub async fn wait_for(&self, limit: Duration, cond: impl FnMut(&RaftStatus) -> bool) -> bool {
+        let mut status = self.status.clone();
+        matches!(tokio::time::timeout(limit, status.wait_for(cond)).await, Ok(Ok(_)))
+    }
+
     /// Stops the task (after its current step) and waits for it.
     pub async fn stop(&self) {
         let (tx, rx) = oneshot::channel();

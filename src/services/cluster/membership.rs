@@ -13,7 +13,6 @@ use base64::Engine;
 use super::tokens::JoinTokens;
 use crate::api::{AcceptRequest, AcceptResponse, AssignRequest, Cluster as ClusterInfo, ClusterPut, Heartbeat, RaftMember};
 use crate::client::Connection;
-use crate::cluster::membership::wait_until;
 use crate::cluster::removal::Removed;
 use crate::cluster::runtime::wipe_global;
 use crate::cluster::upgrade::{api_count, schema_version};
@@ -181,9 +180,13 @@ impl Membership {
         self.local.replace_raft_nodes(&nodes).await?;
         let rt = self.cluster.start(1, &nodes, true).await?;
         self.config.invalidate();
-        wait_until(Duration::from_secs(20), || rt.is_leader())
-            .await
-            .map_err(|_| Error::Internal("RAFT node did not self-elect within 20s".into()))?;
+        let elected = match rt.raft() {
+            Some(r) => r.wait_for(Duration::from_secs(20), |s| s.is_leader).await,
+            None => false,
+        };
+        if !elected {
+            return Err(Error::Internal("RAFT node did not self-elect within 20s".into()));
+        }
         self.identity.present(cluster)?;
         self.trust.refresh().await?;
         self.events.set_location(&name);
@@ -262,10 +265,10 @@ impl Membership {
         self.local.replace_raft_nodes(&nodes).await?;
         let rt = self.cluster.start(own.id, &nodes, false).await?;
         self.config.invalidate();
-        if let Some(r) = rt.raft() {
-            wait_until(Duration::from_secs(60), || r.status().applied > 1)
-                .await
-                .map_err(|_| Error::Internal("Timed out waiting for the cluster database to replicate to this member".into()))?;
+        if let Some(r) = rt.raft()
+            && !r.wait_for(Duration::from_secs(60), |s| s.applied > 1).await
+        {
+            return Err(Error::Internal("Timed out waiting for the cluster database to replicate to this member".into()));
         }
         let mut b = Batch::new();
         store_nodes::mark_created(&mut b, own.id as i64, &time::rfc3339(time::now_nanos()));
@@ -384,10 +387,10 @@ impl Membership {
             let _guard = rt.membership.lock().await;
             crate::cluster::runtime::reconcile_role(&rt, &req.raft_nodes).await?;
         }
-        if let Some(raft) = rt.raft() {
-            wait_until(Duration::from_secs(20), || raft.status().applied >= req.catch_up_to)
-                .await
-                .map_err(|_| Error::Unavailable("Timeout waiting for the database to replicate to this member".into()))?;
+        if let Some(raft) = rt.raft()
+            && !raft.wait_for(Duration::from_secs(20), |s| s.applied >= req.catch_up_to).await
+        {
+            return Err(Error::Unavailable("Timeout waiting for the database to replicate to this member".into()));
         }
         Ok(())
     }
