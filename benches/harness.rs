@@ -205,6 +205,22 @@ fn patch_profile(c: usize, i: u64) -> (&'static str, &'static str, Option<Vec<u8
     ("PATCH", "/1.0/profiles/default", Some(format!("{{\"config\":{{\"user.bench{c}\":\"{i}\"}}}}").into_bytes()))
 }
 
+/// Gives the default profile exactly `keys` config keys, so that `lxc profile set` is timed on
+/// the same profile everywhere: a server that lost concurrent PATCHes in the load before (LXD
+/// does not, rxd before its ETag guard did) would otherwise rewrite a smaller profile.
+fn reset_profile_config(socket: &Path, keys: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let conn = rxd::client::Connection::unix(socket.to_path_buf());
+    rt.block_on(async {
+        let current: serde_json::Value = conn.get_json("/1.0/profiles/default").await.expect("the default profile");
+        let config: serde_json::Map<String, serde_json::Value> =
+            (0..keys).map(|i| (format!("user.bench{i}"), serde_json::Value::String("x".into()))).collect();
+        let put = serde_json::json!({"config": config, "description": current["description"], "devices": current["devices"]});
+        let reply = conn.raw("PUT", "/1.0/profiles/default", Some(put.to_string().into_bytes()), &[]).await;
+        assert!(matches!(reply, Ok((200, _, _))), "resetting the default profile failed: {reply:?}");
+    });
+}
+
 /// Runs a client command once; its wall time if it succeeded.
 fn timed_run(program: &Path, args: &[&str], lxd_dir: &Path, conf: &Path) -> Option<f64> {
     let t = Instant::now();
@@ -413,6 +429,7 @@ fn measure_cluster(daemon: &Path, base: u8, opts: &Opts) -> ClusterFigures {
     f.api_p99 = p99;
     f.w8 = load(&socket, 8, opts.seconds, patch_profile).0;
     f.w64 = load(&socket, 64, opts.seconds, patch_profile).0;
+    reset_profile_config(&socket, 64);
     let conf = tempfile::tempdir().expect("conf");
     let stock = Path::new("/usr/bin/lxc");
     if stock.exists() {
